@@ -1,0 +1,134 @@
+"""The one checkpoint format: everything needed to rebuild and use an embedder.
+
+A checkpoint is a plain dict of tensors, strings and numbers so it loads with
+``torch.load(weights_only=True)``: no pickled code from a file can run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from indexer.errors import ModelNotFound
+from indexer.model import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet
+
+FORMAT = "facefind-embedder"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelInfo:
+    """What a checkpoint says about its model, besides the weights."""
+
+    arch: str
+    embedding_dim: int
+    input_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    fingerprint: str = ""
+    name: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(
+    path: Path | str,
+    model: EmbeddingNet,
+    input_size: int,
+    *,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+    metrics: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    half: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """Write atomically (temp file + rename); returns the new file's fingerprint."""
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+        for k, v in model.state_dict().items()
+    }
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": model.arch,
+        "embedding_dim": model.embedding_dim
+        if not isinstance(model.head, torch.nn.Identity)
+        else 0,
+        "input_size": int(input_size),
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "state_dict": state,
+        "metrics": dict(metrics or {}),
+        "training": dict(training or {}),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(extra or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fingerprint(path)
+
+
+def fingerprint(path: Path | str) -> str:
+    """A short hash of the file: the same bytes, the same model."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def read_checkpoint(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotFound(f"model checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelNotFound(f"{path} is not a loadable facefind checkpoint ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelNotFound(f"{path} is not a facefind checkpoint (no '{FORMAT}' header)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelNotFound(f"{path} was written by a newer facefind; upgrade to load it")
+    return payload
+
+
+def load_checkpoint(path: Path | str) -> tuple[EmbeddingNet, ModelInfo]:
+    """Rebuild the network from a checkpoint file, weights in fp32, in eval mode."""
+    payload = read_checkpoint(path)
+    model = EmbeddingNet(payload["arch"], int(payload["embedding_dim"]))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelNotFound(f"{path}: weights do not match {payload['arch']} ({exc})") from exc
+    model.eval()
+    info = ModelInfo(
+        arch=payload["arch"],
+        embedding_dim=model.embedding_dim,
+        input_size=int(payload["input_size"]),
+        mean=tuple(payload["mean"]),
+        std=tuple(payload["std"]),
+        fingerprint=fingerprint(path),
+        name=Path(path).name,
+        metrics=dict(payload.get("metrics", {})),
+        training=dict(payload.get("training", {})),
+    )
+    return model, info

@@ -1,0 +1,141 @@
+"""Batched, fast inference: face crops in, L2-normalised vectors out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from indexer.checkpoint import ModelInfo, load_checkpoint
+from indexer.errors import WeightsUnavailable
+from indexer.model import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet, build_backbone
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MODEL = "imagenet"
+
+
+class Embedder:
+    """Wraps an EmbeddingNet with its preprocessing, device and precision.
+
+    Precision ``auto`` picks bf16 on CPUs with native bf16 (AVX-512 BF16 or AMX) and on CUDA
+    devices that support it (else fp16); the network runs channels-last either way.
+    """
+
+    def __init__(
+        self, model: EmbeddingNet, info: ModelInfo, device: str = "auto", precision: str = "auto"
+    ) -> None:
+        self.info = info
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
+        self._mean = torch.tensor(info.mean, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(info.std, device=self.device).view(1, 3, 1, 1) * 255.0
+
+    @property
+    def input_size(self) -> int:
+        return self.info.input_size
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.info.embedding_dim
+
+    @property
+    def fingerprint(self) -> str:
+        return self.info.fingerprint
+
+    @property
+    def precision(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+    def embed(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Embed RGB uint8 crops of ``input_size`` pixels; returns float32 (N, dim)."""
+        if len(crops) == 0:
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        out = [
+            self._embed_batch(crops[i : i + batch_size]) for i in range(0, len(crops), batch_size)
+        ]
+        return np.concatenate(out, axis=0)
+
+    @torch.inference_mode()
+    def _embed_batch(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        batch = torch.from_numpy(np.stack(crops)).to(self.device)
+        batch = batch.permute(0, 3, 1, 2).float().sub_(self._mean).div_(self._std)
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        if self.dtype == torch.float32:
+            vectors = self.model(batch)
+        else:
+            with torch.autocast(self.device.type, dtype=self.dtype):
+                vectors = self.model(batch)
+        vectors = torch.nn.functional.normalize(vectors.float(), dim=1)
+        return vectors.cpu().numpy().astype(np.float32, copy=False)
+
+
+def load_embedder(model: str | Path, device: str = "auto", precision: str = "auto") -> Embedder:
+    """A checkpoint path, or ``imagenet`` for torchvision's ImageNet ResNet50 features."""
+    if str(model) == IMAGENET_MODEL:
+        net, info = imagenet_model()
+    else:
+        net, info = load_checkpoint(model)
+    return Embedder(net, info, device=device, precision=precision)
+
+
+def imagenet_model(arch: str = "resnet50") -> tuple[EmbeddingNet, ModelInfo]:
+    """ImageNet features without training: the original project's best approach.
+
+    torchvision downloads the weights on first use; where it cannot, say so plainly.
+    """
+    try:
+        backbone = build_backbone(arch, weights="DEFAULT")
+    except Exception as exc:
+        raise WeightsUnavailable(
+            f"torchvision's ImageNet weights for {arch} are not on this machine and could not be "
+            f"downloaded ({type(exc).__name__}: {exc}). Copy them into "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints'} or pass a trained --model PATH."
+        ) from exc
+    net = EmbeddingNet(arch, embedding_dim=0, backbone=backbone).eval()
+    info = ModelInfo(
+        arch=arch,
+        embedding_dim=net.embedding_dim,
+        input_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        fingerprint=f"imagenet-{arch}",
+        name=IMAGENET_MODEL,
+    )
+    return net, info
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    return torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    choices = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision in choices:
+        return choices[precision]
+    if precision != "auto":
+        raise ValueError(f"unknown precision {precision!r}; choose auto, fp32, bf16 or fp16")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+@cache
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AVX-512 BF16 or AMX, where bf16 matmuls run at twice fp32 speed."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))

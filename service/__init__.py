@@ -1,0 +1,1 @@
+"""facefind's REST service."""
