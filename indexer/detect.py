@@ -133,9 +133,9 @@ def largest_face(faces: list[Face]) -> Face | None:
 
 
 def _clip_box(box: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
-    x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
-    x1 = min(width, int(round(box[0] + box[2])))
-    y1 = min(height, int(round(box[1] + box[3])))
+    x0, y0 = max(0, round(box[0])), max(0, round(box[1]))
+    x1 = min(width, round(box[0] + box[2]))
+    y1 = min(height, round(box[1] + box[3]))
     return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 

@@ -71,10 +71,14 @@ class FacePipeline:
         faces.timings = {"decode": decoded - start, "detect": time.perf_counter() - decoded}
         return faces
 
-    def from_path(self, path: Path | str, mode: FaceMode = "largest", fallback: bool = True) -> ImageFaces:
+    def from_path(
+        self, path: Path | str, mode: FaceMode = "largest", fallback: bool = True
+    ) -> ImageFaces:
         return self.from_bytes(read_image_bytes(path), name=str(path), mode=mode, fallback=fallback)
 
-    def from_pixels(self, image: np.ndarray, mode: FaceMode = "largest", fallback: bool = True) -> ImageFaces:
+    def from_pixels(
+        self, image: np.ndarray, mode: FaceMode = "largest", fallback: bool = True
+    ) -> ImageFaces:
         """Faces of an RGB image; with ``fallback`` the whole image stands in when none is found."""
         found = self.detector.detect(image)
         if mode == "largest":
@@ -96,7 +100,9 @@ def content_hash(data: bytes) -> str:
 
 
 def encode_jpeg(crop: np.ndarray, quality: int = 90) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:
         raise ValueError("could not encode a face crop as JPEG")
     return buf.tobytes()

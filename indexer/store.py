@@ -452,7 +452,7 @@ class GalleryStore:
         # next open rebuild the index from the database.
         if self._index is not None and not self._index.remove(np.array(rowids, dtype=np.int64)):
             self._index = self._build_index(self._index.factory)
-        self.save_index()
+        self._pending += len(rowids)
         return len(rowids)
 
     def _transaction(self) -> _Transaction:

@@ -1,0 +1,245 @@
+"""``python -m indexer``: build, search, info and evaluate from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.batch import PipelineSpec, process_images
+from indexer.build import build_gallery, find_images
+from indexer.defaults import resolve_model
+from indexer.embedder import Embedder, load_embedder
+from indexer.errors import FacefindError
+from indexer.evaluate import evaluate, read_manifest
+from indexer.settings import IndexerSettings
+from indexer.store import DB_NAME, GalleryStore
+from indexer.vector_index import gpus_available
+
+log = logging.getLogger("indexer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m indexer", description="Index folders of photos and search them by face."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", help="index every image below a folder (incremental)")
+    build.add_argument("gallery", type=Path, help="folder of photos; sub-folder name = label")
+    build.add_argument("--index", type=Path, required=True, help="store directory to write")
+    _add_model_options(build)
+    build.add_argument("--faces", choices=["largest", "all"], default="largest")
+    build.add_argument("--index-factory", help="FAISS index: auto (default) or a factory string")
+
+    search = sub.add_parser("search", help="top-k gallery faces for query images")
+    search.add_argument("queries", nargs="+", type=Path, help="image files or folders")
+    search.add_argument("--index", type=Path, required=True)
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--format", choices=["json", "challenge"], default="json")
+    search.add_argument("--faces", choices=["largest", "all"], default="largest")
+    _add_model_options(search)
+
+    info = sub.add_parser("info", help="describe a store: model, size, index type, device")
+    info.add_argument("--index", type=Path, required=True)
+
+    ev = sub.add_parser("evaluate", help="top-1/5/10 and mAP on a benchmark manifest")
+    ev.add_argument("manifest", type=Path, help="CSV with columns path,identity,role")
+    ev.add_argument("--root", type=Path, required=True, help="folder the manifest's paths are in")
+    ev.add_argument("--json", type=Path, dest="json_out", help="also write the figures here")
+    _add_model_options(ev)
+    return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="checkpoint path or 'imagenet' (default: shipped model)")
+    parser.add_argument("--detector", choices=["haar", "yunet", "none"])
+    parser.add_argument("--detector-model", type=Path, help="model file for --detector yunet")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--workers", type=int, help="decode/detect processes (0: one per core)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = _settings(args)
+    try:
+        return COMMANDS[args.command](args, settings)
+    except (FacefindError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: what was indexed so far is kept", file=sys.stderr)
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> IndexerSettings:
+    """Environment (FACEFIND_*) first; flags given on the command line win."""
+    flags = {
+        name: getattr(args, name, None)
+        for name in ("model", "detector", "detector_model", "batch_size", "workers", "device")
+    }
+    flags["precision"] = getattr(args, "precision", None)
+    flags["index_factory"] = getattr(args, "index_factory", None)
+    return IndexerSettings(**{k: v for k, v in flags.items() if v is not None})
+
+
+def _embedder(settings: IndexerSettings) -> Embedder:
+    return load_embedder(resolve_model(settings.model), settings.device, settings.precision)
+
+
+def _spec(settings: IndexerSettings, embedder: Embedder, mode: str = "largest") -> PipelineSpec:
+    spec = PipelineSpec(
+        settings.detector, settings.detector_model, embedder.input_size, settings.max_pixels, mode
+    )
+    spec.build()  # fail now, in one line, on a bad detector or a missing model file
+    return spec
+
+
+def _positive(value: int, name: str) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    return value
+
+
+def cmd_build(args: argparse.Namespace, settings: IndexerSettings) -> int:
+    if not args.gallery.is_dir():
+        raise FileNotFoundError(f"gallery folder not found: {args.gallery}")
+    _positive(settings.batch_size, "--batch-size")
+    embedder = _embedder(settings)
+    spec = _spec(settings, embedder, args.faces)
+    with GalleryStore(
+        args.index, embedder.fingerprint, embedder.embedding_dim, settings.index_factory
+    ) as store:
+        report = build_gallery(
+            args.gallery, store, embedder, spec, settings.batch_size, settings.workers
+        )
+        print(report.summary())
+        print(f"gallery: {store.count()} faces in {args.index} ({store.index_type} index)")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: IndexerSettings) -> int:
+    _positive(args.k, "-k")
+    _require_store(args.index)
+    embedder = _embedder(settings)
+    spec = _spec(settings, embedder, args.faces)
+    paths = _expand(args.queries)
+    with GalleryStore(args.index, embedder.fingerprint, embedder.embedding_dim) as store:
+        results = []
+        for result in process_images(paths, spec, settings.workers):
+            if result.error is not None or result.faces is None:
+                results.append({"query": str(result.path), "error": result.error})
+                continue
+            vectors = embedder.embed([f.crop for f in result.faces.faces])
+            matches = store.search(vectors, args.k)
+            faces = [
+                {
+                    "box": list(f.box),
+                    "score": round(f.score, 4),
+                    "detected": f.detected,
+                    "matches": [_match_json(m) for m in face_matches],
+                }
+                for f, face_matches in zip(result.faces.faces, matches, strict=True)
+            ]
+            results.append({"query": str(result.path), "faces": faces})
+    if args.format == "challenge":
+        images = {
+            Path(r["query"]).name: [Path(m["source"]).name for m in r["faces"][0]["matches"]]
+            for r in results
+            if r.get("faces")
+        }
+        print(json.dumps({"images": images}, indent=2))
+    else:
+        print(json.dumps({"results": results}, indent=2))
+    return 1 if any(r.get("error") for r in results) else 0
+
+
+def cmd_info(args: argparse.Namespace, settings: IndexerSettings) -> int:
+    _require_store(args.index)
+    with GalleryStore(args.index) as store:
+        info = {
+            "index": str(args.index),
+            "model": store.model,
+            "embedding_dim": store.dim,
+            "faces": store.count(),
+            "labels": len(store.labels()),
+            "index_type": store.index_type,
+            "device": "gpu" if store.on_gpu else "cpu",
+            "gpus_available": gpus_available(),
+        }
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: IndexerSettings) -> int:
+    rows = read_manifest(args.manifest, args.root)
+    embedder = _embedder(settings)
+    spec = _spec(settings, embedder)
+
+    def embed_paths(paths: Sequence[Path]) -> tuple[np.ndarray, list[bool]]:
+        crops, found = [], []
+        for result in process_images(paths, spec, settings.workers):
+            if result.error is not None or result.faces is None:
+                raise FacefindError(result.error or f"{result.path}: no result")
+            crops.append(result.faces.faces[0].crop)
+            found.append(result.faces.face_found)
+        return embedder.embed(crops, settings.batch_size), found
+
+    metrics: dict[str, Any] = evaluate(rows, embed_paths)
+    metrics.update(
+        manifest=str(args.manifest),
+        model=embedder.info.name,
+        fingerprint=embedder.fingerprint,
+        detector=settings.detector,
+        device=str(embedder.device),
+        precision=embedder.precision,
+    )
+    for key in ("top1", "top5", "top10", "mAP", "face_found"):
+        print(f"{key:>10}: {metrics[key]:.3f}")
+    print(f"{'s/image':>10}: {metrics['seconds_per_image']:.4f}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _require_store(index: Path) -> None:
+    if not (index / DB_NAME).is_file():
+        raise FileNotFoundError(
+            f"no gallery store in {index}: create one with `python -m indexer build GALLERY --index {index}`"
+        )
+
+
+def _expand(paths: Sequence[Path]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(find_images(path))
+        elif path.exists():
+            out.append(path)
+        else:
+            raise FileNotFoundError(f"query image not found: {path}")
+    return out
+
+
+def _match_json(match: Any) -> dict[str, Any]:
+    r = match.record
+    return {
+        "id": r.id,
+        "label": r.label,
+        "similarity": round(match.similarity, 4),
+        "source": r.source,
+        "box": list(r.box),
+        "metadata": r.metadata,
+    }
+
+
+COMMANDS = {"build": cmd_build, "search": cmd_search, "info": cmd_info, "evaluate": cmd_evaluate}

@@ -1,0 +1,58 @@
+"""Settings of ``python -m training``: environment (``FACEFIND_TRAIN_*``) first, flags override."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from indexer.model import DEFAULT_EMBEDDING_DIM, DEFAULT_INPUT_SIZE
+
+
+class TrainSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACEFIND_TRAIN_", extra="ignore")
+
+    # prepare
+    detector: str = "haar"
+    detector_model: Path | None = None
+    crop_size: int = Field(128, ge=16)
+    """Prepared crops are larger than the training size so random crops have room."""
+
+    # train: data
+    data: Path | None = None
+    out: Path | None = None
+    val_manifest: Path | None = None
+    val_root: Path | None = None
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    min_images: int = Field(2, ge=1)
+    """Identities with fewer crops are left out of training (1 keeps singletons)."""
+    seed: int = 0
+    workers: int = Field(0, ge=0)
+
+    # train: model
+    arch: str = "resnet50"
+    image_size: int = Field(DEFAULT_INPUT_SIZE, ge=16)
+    embedding_dim: int = Field(DEFAULT_EMBEDDING_DIM, ge=2)
+    pretrained: str = "none"
+    """``imagenet``, ``none`` or a facefind checkpoint to start from."""
+
+    # train: optimisation
+    epochs: int = Field(30, ge=1)
+    classes_per_batch: int = Field(32, ge=2)
+    images_per_class: int = Field(4, ge=2)
+    lr: float = Field(1e-3, gt=0.0)
+    backbone_lr_scale: float = Field(0.1, gt=0.0)
+    """Backbone LR = lr x this, when the backbone is pretrained."""
+    weight_decay: float = Field(5e-4, ge=0.0)
+    warmup_steps: int = Field(300, ge=0)
+    margin: float = Field(0.2, gt=0.0)
+    mining: Literal["semihard", "hard", "all"] = "semihard"
+    patience: int = Field(5, ge=1)
+    time_limit: float | None = Field(None, gt=0.0)
+    """Minutes; training stops after the epoch in which the budget would run out."""
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    device: str = "auto"
+    precision: str = "auto"
+    resume: bool = False
