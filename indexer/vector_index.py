@@ -95,6 +95,20 @@ class VectorIndex:
         return int(self._cpu.ntotal)
 
     @property
+    def nprobe(self) -> int | None:
+        ivf = faiss.try_extract_index_ivf(self._cpu)
+        return int(ivf.nprobe) if ivf is not None else None
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        """Inverted lists scanned per query: the recall/speed dial of IVF indexes."""
+        ivf = faiss.try_extract_index_ivf(self._cpu)
+        if ivf is None:
+            raise ValueError(f"nprobe applies to IVF indexes, not {self.factory}")
+        ivf.nprobe = int(value)
+        self._gpu = None
+
+    @property
     def on_gpu(self) -> bool:
         return self._gpu is not None
 
