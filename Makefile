@@ -1,0 +1,49 @@
+# facefind: one command to set up and run, one to set up and test.
+#   make run GALLERY=path/to/photos   index the photos into data/ and serve them on :8000
+#   make test                         set up everything the tests need and run them
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+GALLERY ?= gallery
+DATA_DIR ?= data
+PORT ?= 8000
+
+.PHONY: setup run index serve test test-deps lint format clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first, pinned to the releases this machine carries (a range would pull a CUDA build)
+	$(PIP) install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PIP) install --quiet -e ".[train,dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+index: setup
+	$(PY) -m indexer build "$(GALLERY)" --index "$(DATA_DIR)"
+
+serve: setup
+	$(PY) -m service --data-dir "$(DATA_DIR)" --port $(PORT)
+
+run: index serve
+
+test-deps:
+	bash scripts/install-test-deps.sh
+
+test: setup test-deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest -q
+
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format:
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
