@@ -26,6 +26,11 @@ class ServiceSettings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Comma-separated; when set, every route but /health and /ready needs ``X-API-Key``."""
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    """Largest image file accepted (413 beyond)."""
+    max_request_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    """Largest request body, cut off while it streams in: bounds what a batch upload spools."""
+    max_files: int = Field(50, gt=0)
+    """Most images in one request (``POST /gallery``, ``POST /query/batch``)."""
     max_pixels: int = Field(40_000_000, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -33,6 +38,10 @@ class ServiceSettings(BaseSettings):
     """Most face crops embedded together when concurrent requests are batched."""
     batch_wait_ms: float = Field(2.0, ge=0)
     """How long a request waits for others to join its embedding batch."""
+    index_save_seconds: float = Field(30.0, gt=0)
+    """How often new faces are written to the FAISS index file (SQLite has them at once)."""
+    index_save_after: int = Field(1000, gt=0)
+    """Save the index file sooner once this many faces were added since the last save."""
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -33,14 +34,33 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, required=True, help="crops made by `prepare`")
     train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     for flag, kind in (
-        ("--arch", str), ("--image-size", int), ("--embedding-dim", int), ("--epochs", int),
-        ("--classes-per-batch", int), ("--images-per-class", int), ("--pretrained", str),
-        ("--device", str), ("--precision", str), ("--lr", float), ("--backbone-lr-scale", float),
-        ("--weight-decay", float), ("--warmup-steps", int), ("--margin", float),
-        ("--mining", str), ("--patience", int), ("--time-limit", float), ("--seed", int),
-        ("--workers", int), ("--val-manifest", Path), ("--val-root", Path),
-        ("--val-fraction", float), ("--min-images", int), ("--max-steps-per-epoch", int),
-        ("--detector", str), ("--detector-model", Path),
+        ("--arch", str),
+        ("--image-size", int),
+        ("--embedding-dim", int),
+        ("--epochs", int),
+        ("--classes-per-batch", int),
+        ("--images-per-class", int),
+        ("--pretrained", str),
+        ("--device", str),
+        ("--precision", str),
+        ("--lr", float),
+        ("--backbone-lr-scale", float),
+        ("--weight-decay", float),
+        ("--warmup-steps", int),
+        ("--margin", float),
+        ("--mining", str),
+        ("--patience", int),
+        ("--time-limit", float),
+        ("--seed", int),
+        ("--workers", int),
+        ("--threads", int),
+        ("--val-manifest", Path),
+        ("--val-root", Path),
+        ("--val-fraction", float),
+        ("--min-images", int),
+        ("--max-steps-per-epoch", int),
+        ("--detector", str),
+        ("--detector-model", Path),
     ):
         train.add_argument(flag, type=kind)
     train.add_argument("--resume", action="store_true", default=None, help="continue from last.pt")
@@ -62,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             size = export(args.checkpoint, args.dest)
             print(f"wrote {args.dest} ({size / 1e6:.1f} MB)")
             return 0
-        settings = TrainSettings(**{k: v for k, v in flags.items() if k != "command"})
+        flags.pop("command")
+        if flags.get("resume"):
+            flags = saved_settings(args.out) | flags
+        settings = TrainSettings(**flags)
         if args.command == "prepare":
             return _prepare(args.src, args.out, settings)
         from training.train import train
@@ -89,3 +112,17 @@ def _prepare(src: Path, out: Path, settings: TrainSettings) -> int:
     )
     print(report.summary())
     return 0
+
+
+NOT_CARRIED = ("time_limit", "resume")
+"""Settings of one invocation, not of the run: a resumed run gets a fresh time budget."""
+
+
+def saved_settings(out: Path) -> dict[str, Any]:
+    """A run's saved settings, so ``--resume`` needs no flags but those that change."""
+    path = out / "config.json"
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    names = TrainSettings.model_fields.keys() - set(NOT_CARRIED)
+    return {k: v for k, v in saved.items() if k in names and v is not None}

@@ -45,7 +45,9 @@ def find_labelled_images(src: Path) -> list[tuple[Path, str]]:
     """(image, identity) pairs of either layout, sorted; an unusable source is a clear error."""
     if not src.is_dir():
         raise FacefindError(f"source folder not found: {src}")
-    labels = next((p for p in (src / CELEBA_LABELS, src / "Anno" / CELEBA_LABELS) if p.is_file()), None)
+    labels = next(
+        (p for p in (src / CELEBA_LABELS, src / "Anno" / CELEBA_LABELS) if p.is_file()), None
+    )
     pairs = _celeba_images(src, labels) if labels else _folder_images(src)
     if not pairs:
         raise FacefindError(
@@ -77,7 +79,9 @@ def _celeba_images(src: Path, labels: Path) -> list[tuple[Path, str]]:
         raise FacefindError(f"{labels} lists no images")
     folder = next((src / d for d in CELEBA_IMAGE_DIRS if (src / d / entries[0][0]).is_file()), None)
     if folder is None:
-        raise FacefindError(f"{entries[0][0]} (first in {labels}) is not in {src} or its image folders")
+        raise FacefindError(
+            f"{entries[0][0]} (first in {labels}) is not in {src} or its image folders"
+        )
     missing = [name for name, _ in entries if not (folder / name).is_file()]
     if missing:
         log.warning("%d images listed in %s are missing, e.g. %s", len(missing), labels, missing[0])

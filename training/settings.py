@@ -48,11 +48,15 @@ class TrainSettings(BaseSettings):
     weight_decay: float = Field(5e-4, ge=0.0)
     warmup_steps: int = Field(300, ge=0)
     margin: float = Field(0.2, gt=0.0)
-    mining: Literal["semihard", "hard", "all"] = "semihard"
+    mining: Literal["all", "semihard", "hard", "batch-hard"] = "all"
+    """``all``: every triplet in the batch that violates the margin, hard or semi-hard. Pure
+    semi-hard mining needs large batches, which a CPU cannot afford, to find enough triplets."""
     patience: int = Field(5, ge=1)
     time_limit: float | None = Field(None, gt=0.0)
     """Minutes; training stops after the epoch in which the budget would run out."""
     max_steps_per_epoch: int | None = Field(None, ge=1)
     device: str = "auto"
+    threads: int | None = Field(None, ge=1)
+    """CPU threads for torch; on a CPU shared with other work 1 beats 2 (no spinning barriers)."""
     precision: str = "auto"
     resume: bool = False
