@@ -1,0 +1,103 @@
+"""``python -m service``: serve the REST API and the web page with uvicorn.
+
+Settings come from FACEFIND_* environment variables; the flags override them. A problem the
+user can fix (no model, a missing detector model file, a gallery built with another model)
+ends the process with one line on stderr and exit status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+from pydantic import ValidationError
+
+from service.settings import ServiceSettings
+
+USAGE_ERROR = 2
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="Serve facefind's REST API (OpenAPI at /docs) and web page (/). Every "
+        "setting can also be given as an environment variable FACEFIND_<NAME>, e.g. "
+        "FACEFIND_API_KEYS, FACEFIND_MAX_UPLOAD_BYTES, FACEFIND_CORS_ORIGINS, FACEFIND_DEVICE.",
+    )
+    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port (default 8000)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="gallery directory, as written by `python -m indexer build --index DIR` (default data)",
+    )
+    parser.add_argument(
+        "--model", help="embedder checkpoint, or 'imagenet' (default: shipped model)"
+    )
+    parser.add_argument("--detector", choices=["haar", "yunet", "none"], help="face detector")
+    parser.add_argument("--detector-model", type=Path, help="model file of the yunet detector")
+    return parser.parse_args(argv)
+
+
+def load_settings(args: argparse.Namespace) -> ServiceSettings:
+    overrides = {
+        name: value
+        for name, value in vars(args).items()
+        if value is not None and name in ServiceSettings.model_fields
+    }
+    return ServiceSettings(**overrides)
+
+
+class _HideStartupTraceback(logging.Filter):
+    """The one-line reason is printed at exit; the lifespan's traceback would only bury it."""
+
+    def __init__(self, app: object) -> None:
+        super().__init__()
+        self.app = app
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failed = getattr(self.app.state, "startup_error", None)  # type: ignore[attr-defined]
+        return not (failed and str(record.msg).startswith("Traceback"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings(args)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"facefind: error: invalid settings: {problems}", file=sys.stderr)
+        return USAGE_ERROR
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from service.main import create_app  # torch and the rest load only when serving, not for --help
+
+    app = create_app(settings)
+    logging.getLogger("uvicorn.error").addFilter(_HideStartupTraceback(app))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except SystemExit:
+        if app.state.startup_error is None:
+            raise
+    if app.state.startup_error is not None:
+        print(f"facefind: error: {app.state.startup_error}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

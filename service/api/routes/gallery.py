@@ -1,0 +1,135 @@
+"""The gallery: enrol photos, browse, relabel and delete faces."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Response, UploadFile
+
+from service.api.deps import EngineDep, require_api_key
+from service.api.routes import ERRORS
+from service.enrolment import EnrolOptions, enrol
+from service.schemas import (
+    ID_PATTERN,
+    DeletedPublic,
+    GalleryAddPublic,
+    GalleryEntryPublic,
+    GalleryEntryUpdate,
+    GalleryPublic,
+)
+
+router = APIRouter(prefix="/gallery", tags=["gallery"], dependencies=[Depends(require_api_key)])
+
+EntryId = Annotated[str, Path(description="A gallery entry's id.")]
+Label = Annotated[str | None, Form(min_length=1, max_length=200, description="Who this is.")]
+
+
+@router.post("", response_model=GalleryAddPublic, responses=ERRORS, summary="Add photos")
+async def add_faces(
+    engine: EngineDep,
+    images: Annotated[list[UploadFile], File(description="One or more photos.")],
+    label: Label = None,
+    metadata: Annotated[
+        str | None, Form(description='A JSON object, e.g. {"city": "Oslo"}.')
+    ] = None,
+    id: Annotated[
+        str | None, Form(pattern=ID_PATTERN, description="Your id, for a single image only.")
+    ] = None,
+    faces: Annotated[
+        Literal["largest", "all"], Query(description="Add the largest face or all.")
+    ] = "largest",
+    if_no_face: Annotated[
+        Literal["reject", "whole_image"],
+        Query(description="With no face found: reject the file, or index the whole image."),
+    ] = "reject",
+) -> GalleryAddPublic:
+    """Detect, embed and store faces; answered only once they are on disk.
+
+    A file that cannot be read or has no face is listed under ``rejected`` with the status it
+    would have had alone, and the other files are still added. The same bytes sent again are
+    not stored twice: their existing entries come back in ``added`` with ``duplicate: true``
+    (label and metadata unchanged; use ``PATCH`` to change them).
+    """
+    if id is not None and (len(images) > 1 or faces == "all"):
+        raise HTTPException(422, "An id can only be given for a single image with faces=largest.")
+    if len(images) > engine.settings.max_files:
+        raise HTTPException(422, f"At most {engine.settings.max_files} images can be sent at once.")
+    options = EnrolOptions(label, _json_object(metadata), id, faces, if_no_face == "whole_image")
+    return await enrol(engine, images, options)
+
+
+@router.get("", response_model=GalleryPublic, summary="List gallery faces")
+async def list_faces(
+    engine: EngineDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    label: Annotated[str | None, Query(description="Only faces with this label.")] = None,
+) -> GalleryPublic:
+    records, total = await engine.offload(engine.store.list, offset, limit, label)
+    data = [GalleryEntryPublic.of(r) for r in records]
+    return GalleryPublic(data=data, count=total, offset=offset, limit=limit)
+
+
+@router.delete("", response_model=DeletedPublic, summary="Delete every face with a label")
+async def delete_label(
+    engine: EngineDep,
+    label: Annotated[str, Query(min_length=1, description="The label to delete.")],
+) -> DeletedPublic:
+    return DeletedPublic(deleted=await engine.write(engine.store.remove_label, label))
+
+
+@router.get("/{id}", response_model=GalleryEntryPublic, summary="One gallery face")
+async def get_face(engine: EngineDep, id: EntryId) -> GalleryEntryPublic:
+    return GalleryEntryPublic.of(await engine.offload(engine.store.get, id))
+
+
+@router.get(
+    "/{id}/image",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "The stored face crop."}},
+    summary="The stored face crop",
+)
+async def get_face_image(engine: EngineDep, id: EntryId) -> Response:
+    await engine.offload(engine.store.get, id)
+    jpeg = await engine.offload(engine.store.crop, id)
+    if jpeg is None:
+        raise HTTPException(404, f"The gallery entry {id!r} has no stored face image.")
+    return Response(
+        jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+@router.patch("/{id}", response_model=GalleryEntryPublic, summary="Change a label or metadata")
+async def update_face(
+    engine: EngineDep, id: EntryId, body: GalleryEntryUpdate
+) -> GalleryEntryPublic:
+    """Only the fields sent change; ``"label": null`` clears the label."""
+    given = body.model_fields_set
+    record = await engine.write(
+        engine.store.update,
+        id,
+        label=body.label,
+        metadata=body.metadata if "metadata" in given else None,
+        clear_label="label" in given and body.label is None,
+    )
+    return GalleryEntryPublic.of(record)
+
+
+@router.delete("/{id}", response_model=DeletedPublic, summary="Delete a gallery face")
+async def delete_face(engine: EngineDep, id: EntryId) -> DeletedPublic:
+    if not await engine.write(engine.store.remove, [id]):
+        raise HTTPException(404, f"There is no gallery entry with id {id!r}.")
+    return DeletedPublic(deleted=1)
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    if text is None or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise HTTPException(422, 'metadata must be a JSON object, e.g. {"city": "Oslo"}.')
+    return value

@@ -1,0 +1,154 @@
+"""What the API returns and accepts; the field descriptions are the OpenAPI documentation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from indexer.records import FaceRecord
+
+Box = Annotated[
+    tuple[int, int, int, int],
+    Field(description="Face box in image pixels: x, y, width, height (EXIF rotation applied)."),
+]
+Metadata = Annotated[dict[str, Any], Field(description="Free-form JSON object of the caller's.")]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+class ErrorPublic(BaseModel):
+    detail: str = Field(description="What went wrong, in a sentence for a person.")
+
+
+class RejectedPublic(BaseModel):
+    file: str = Field(description="The uploaded file's name.")
+    detail: str = Field(description="Why it was not used.")
+    status: int = Field(description="The HTTP status this error would have on its own.")
+
+
+class GalleryEntryPublic(BaseModel):
+    id: str
+    label: str | None = Field(description="Who this is; null when unknown.")
+    source: str = Field(description="The file the face came from (name as uploaded or indexed).")
+    content_hash: str = Field(description="SHA-256 of the source file's bytes.")
+    box: Box
+    score: float = Field(description="Detection score in [0, 1]; 0 for a whole-image entry.")
+    face_found: bool = Field(description="False when the whole image was indexed, no face found.")
+    metadata: Metadata
+    model: str = Field(description="Fingerprint of the model that made the face's vector.")
+    created: float = Field(description="When it was added, seconds since the Unix epoch.")
+    image_url: str = Field(description="Where the stored face crop (JPEG) is served.")
+
+    @classmethod
+    def of(cls, record: FaceRecord, **extra: Any) -> GalleryEntryPublic:
+        return cls(**asdict(record), image_url=f"/gallery/{record.id}/image", **extra)
+
+
+class AddedEntryPublic(GalleryEntryPublic):
+    duplicate: bool = Field(
+        False,
+        description="True when these exact bytes were already in the gallery: the existing "
+        "entry is returned unchanged and nothing new is stored.",
+    )
+
+
+class GalleryAddPublic(BaseModel):
+    added: list[AddedEntryPublic] = Field(description="One entry per stored (or existing) face.")
+    rejected: list[RejectedPublic] = Field(
+        description="Files that were not added: unreadable, too large, or without a face."
+    )
+
+
+class GalleryPublic(BaseModel):
+    data: list[GalleryEntryPublic]
+    count: int = Field(description="Entries matching the filter, over all pages.")
+    offset: int
+    limit: int
+
+
+class GalleryEntryUpdate(BaseModel):
+    """Only the fields present change; ``"label": null`` clears the label."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(None, min_length=1, max_length=200)
+    metadata: Metadata | None = None
+
+
+class DeletedPublic(BaseModel):
+    deleted: int = Field(description="How many gallery entries were removed.")
+
+
+class MatchPublic(BaseModel):
+    id: str
+    label: str | None
+    similarity: float = Field(description="Cosine similarity in [-1, 1]; higher is more alike.")
+    source: str
+    box: Box
+    metadata: Metadata
+    image_url: str = Field(description="The matched face's stored crop.")
+
+
+class QueryFacePublic(BaseModel):
+    box: Box
+    score: float = Field(description="Detection score in [0, 1]; 0 when the whole image is used.")
+    detected: bool = Field(description="False when no face was found and the whole image is used.")
+    matches: list[MatchPublic] = Field(
+        description="Best first. Empty when no gallery face reaches min_similarity: an "
+        "unknown person."
+    )
+
+
+class TimingsPublic(BaseModel):
+    decode_ms: float
+    detect_ms: float
+    embed_ms: float = Field(description="Includes waiting for a shared embedder batch.")
+    search_ms: float
+    total_ms: float
+
+
+class QueryPublic(BaseModel):
+    file: str = Field(description="The uploaded file's name.")
+    width: int
+    height: int
+    face_found: bool = Field(description="Whether any face was detected.")
+    faces: list[QueryFacePublic] = Field(description="Largest first, or every face (faces=all).")
+    model: str = Field(description="Fingerprint of the model the vectors come from.")
+    timings: TimingsPublic
+
+
+class QueryBatchPublic(BaseModel):
+    results: list[QueryPublic] = Field(description="One result per readable image, in order.")
+    rejected: list[RejectedPublic]
+
+
+class HealthPublic(BaseModel):
+    status: str = "ok"
+
+
+class ReadyPublic(BaseModel):
+    ready: bool
+    detail: str
+
+
+class ModelPublic(BaseModel):
+    fingerprint: str
+    name: str
+    arch: str
+    embedding_dim: int
+    input_size: int
+    device: str
+    precision: str
+    metrics: dict[str, Any] = Field(description="What the checkpoint reports about itself.")
+
+
+class InfoPublic(BaseModel):
+    model: ModelPublic
+    detector: str
+    index_type: str = Field(description="The FAISS index factory string, e.g. Flat.")
+    index_on_gpu: bool
+    gallery_size: int = Field(description="Faces in the gallery.")
+    labels: int = Field(description="Distinct labels in the gallery.")
+    max_upload_bytes: int
+    max_files: int
