@@ -1,0 +1,320 @@
+"""Turn the benchmarks' results JSON into docs/benchmarks.md's tables and PNG plots.
+
+``python -m benchmarks.report`` rewrites only the blocks between ``<!-- BEGIN generated:NAME -->``
+and ``<!-- END generated:NAME -->`` in the document, so the prose around them stays as written.
+Every block says which JSON file and which command its figures come from, when, and under
+what load; figures from a ``--quick`` run or a noted run say so in bold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import plots
+from benchmarks.common import REPO, RESULTS
+
+DOC = REPO / "docs" / "benchmarks.md"
+IMG = REPO / "docs" / "img"
+BLOCK = re.compile(r"(<!-- BEGIN generated:(\w+) -->\n)(.*?)(<!-- END generated:\2 -->)", re.S)
+NAMES = {"facefind": "facefind", "face_recognition": "face_recognition"}
+DETECTORS = {"haar": "Haar", "yunet": "YuNet", "hog": "HOG"}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
+    parser.add_argument("--accuracy", type=Path, default=RESULTS / "accuracy.json")
+    parser.add_argument("--speed", type=Path, default=RESULTS / "speed.json")
+    parser.add_argument("--doc", type=Path, default=DOC)
+    parser.add_argument("--img", type=Path, default=IMG)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    accuracy, speed = _load(args.accuracy), _load(args.speed)
+    args.img.mkdir(parents=True, exist_ok=True)
+    img = Path("img") if args.img.resolve() == (args.doc.parent / "img").resolve() else args.img
+    blocks: dict[str, Callable[[], str]] = {
+        "machine": lambda: machine(speed or accuracy),
+        "accuracy": lambda: accuracy_tables(accuracy, args.accuracy),
+        "embed": lambda: embed_table(speed, args.speed, args.img, img),
+        "http": lambda: http_tables(speed, args.speed, args.img, img),
+        "build": lambda: build_table(speed, args.speed),
+        "search": lambda: search_tables(speed, args.speed, args.img, img),
+    }
+    text = args.doc.read_text()
+    text = BLOCK.sub(lambda m: m.group(1) + blocks[m.group(2)]().rstrip() + "\n" + m.group(4), text)
+    args.doc.write_text(text)
+    print(f"{args.doc} updated; plots in {args.img}", file=sys.stderr)
+    return 0
+
+
+def machine(results: dict[str, Any] | None) -> str:
+    if not results:
+        return "_No results yet._\n"
+    m = results["machine"]
+    cpu = m["cpu"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    return (
+        f"- CPU: {cpu['model']} (family {cpu['family']}), {cpu['cores']} cores, "
+        f"{cpu['mhz']:.0f} MHz ({cpu['mhz_source']}); flags: {', '.join(cpu['flags'])}\n"
+        f"- Memory: {m['memory_gib']} GiB; OS: {m['os']}; Python {m['python']}\n"
+        f"- GPU: {m['gpu'] or 'none'}\n- Versions: {versions}\n"
+    )
+
+
+def accuracy_tables(results: dict[str, Any] | None, path: Path) -> str:
+    if not results:
+        return _missing("accuracy", "python -m benchmarks.accuracy")
+    out = [_provenance(results, path)]
+    for name, entry in results["sets"].items():
+        out.append(f"\n**{name}** ({entry['images']} images, {entry['queries']} queries)\n")
+        out.append("| system | top-1 | top-5 | top-10 | mAP | face found | s/image |")
+        out.append("|---|---|---|---|---|---|---|")
+        for row in entry["systems"]:
+            label = f"{NAMES[row['system']]} ({DETECTORS.get(row['detector'], row['detector'])})"
+            if "skipped" in row:
+                out.append(f"| {label} | not run: {row['skipped']} ||||||")
+                continue
+            figures = " | ".join(f"{row[k]:.3f}" for k in ("top1", "top5", "top10", "mAP"))
+            out.append(
+                f"| {label} | {figures} | {row['face_found']:.2f} | {row['seconds_per_image']:.3f} |"
+            )
+    return "\n".join(out) + "\n"
+
+
+def embed_table(results: dict[str, Any] | None, path: Path, img_dir: Path, img: Path) -> str:
+    embed = (results or {}).get("embed")
+    if not embed:
+        return _missing("embed", "python -m benchmarks.speed embed")
+    variants = list(dict.fromkeys(r["variant"] for r in embed["runs"]))
+    by = {(r["size"], r["batch"], r["variant"]): r for r in embed["runs"]}
+    configs = list(dict.fromkeys((r["size"], r["batch"]) for r in embed["runs"]))
+    head = " | ".join(f"{v} img/s" for v in variants)
+    out = [_provenance(results, path), ""]
+    out.append(f"| input | batch | {head} | facefind / plain | plain, facefind % of peak |")
+    out.append("|---|---|" + "---|" * len(variants) + "---|---|")
+    for size, batch in configs:
+        cells = [
+            f"{by[(size, batch, v)]['images_per_s']:.1f}" if (size, batch, v) in by else ""
+            for v in variants
+        ]
+        plain, ours = by.get((size, batch, "plain-fp32")), by.get((size, batch, "facefind"))
+        ratio = f"**{ours['images_per_s'] / plain['images_per_s']:.2f}x**" if plain and ours else ""
+        shares = (
+            f"{100 * plain.get('peak_share', float('nan')):.0f}%, {100 * ours.get('peak_share', float('nan')):.0f}%"
+            if plain and ours
+            else ""
+        )
+        out.append(f"| {size} px | {batch} | {' | '.join(cells)} | {ratio} | {shares} |")
+    peak = embed.get("peak")
+    if peak:
+        out.append(
+            f"\nPeak = {peak['threads']} threads x {peak['ghz']:.2f} GHz ({peak['ghz_source']}) x "
+            f"{peak['fp32_flop_per_cycle']} FLOP/cycle fp32 = {peak['fp32_gflops']:.0f} GFLOP/s; "
+            f"x {peak['bf16_flop_per_cycle']} FLOP/cycle bf16 = {peak['bf16_gflops']:.0f} GFLOP/s "
+            f"(plain is compared with the fp32 peak, the bf16 variants with the bf16 peak). "
+            f"FLOPs per image: "
+            + ", ".join(
+                f"{float(v) / 1e9:.2f} G at {k} px" for k, v in embed["flops_per_image"].items()
+            )
+            + f" ({embed['flops_source']}). facefind's precision here: {embed['facefind_precision']}."
+        )
+    if embed.get("errors"):
+        out.append(
+            "\nVariants that could not run: "
+            + "; ".join(f"{k}: {v}" for k, v in embed["errors"].items())
+        )
+    plots.embed_throughput(embed, img_dir / "embed-throughput-vs-batch.png")
+    out.append(f"\n![throughput against batch size]({img / 'embed-throughput-vs-batch.png'})")
+    return "\n".join(out) + "\n"
+
+
+def http_tables(results: dict[str, Any] | None, path: Path, img_dir: Path, img: Path) -> str:
+    http = (results or {}).get("http")
+    if not http:
+        return _missing("http", "python -m benchmarks.speed http")
+    s, q = http["single_client"], http["query_photo"]
+    t = http["targets"]
+    out = [
+        _provenance(results, path),
+        f"\nServer: `{http['server']['command']}`; gallery {http['server']['gallery_size']} faces "
+        f"({http['server']['index_type']} index), {http['server']['precision']} on "
+        f"{http['server']['device']}. Query: {q['width']}x{q['height']} JPEG, {q['bytes']} bytes "
+        f"(`{Path(q['source']).name}` from celeba-wild).\n",
+        "| one client | requests | p50 ms | p95 ms | p99 ms | decode | detect | embed | search | HTTP + queueing |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        _http_row("sequential", s),
+        f"\nTarget p50 < {t['p50_ms']:.0f} ms: **{'met' if t['p50_met'] else 'not met'}**; "
+        f"more throughput at the most clients than at one: "
+        f"**{'met' if t['batching_met'] else 'not met'}**.\n",
+        "| clients | requests | req/s | p50 ms | p95 ms | p99 ms | decode | detect | embed (incl. batch wait) | search | HTTP + queueing |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for level in http["concurrency"]:
+        out.append(_http_row(str(level["clients"]), level, rps=True))
+    plots.http_latency(http, img_dir / "http-latency-vs-concurrency.png")
+    out.append(f"\n![latency against concurrency]({img / 'http-latency-vs-concurrency.png'})")
+    return "\n".join(out) + "\n"
+
+
+def build_table(results: dict[str, Any] | None, path: Path) -> str:
+    build = (results or {}).get("build")
+    if not build:
+        return _missing("build", "python -m benchmarks.speed build")
+    ff, peer = build["facefind"], build["face_recognition"]
+    out = [
+        _provenance(results, path),
+        "",
+        "| system | images | seconds | images/s |",
+        "|---|---|---|---|",
+    ]
+    out.append(
+        f"| facefind (`indexer build`, Haar) | {ff['images']} | {ff['seconds']:.1f} | {ff['images_per_s']:.1f} |"
+    )
+    if "skipped" in peer:
+        out.append(f"| face_recognition | not run: {peer['skipped']} |||")
+    else:
+        out.append(
+            f"| face_recognition ({peer['workers']} processes) | {peer['images']} | {peer['seconds']:.1f} | {peer['images_per_s']:.1f} |"
+        )
+        out.append(
+            f"\nfacefind / face_recognition: **{build['speedup_vs_face_recognition']:.2f}x**."
+        )
+    out.append(
+        f"\nTarget at least {build['target_images_per_s']:.0f} images/s: **{'met' if build['target_met'] else 'not met'}**. "
+        f"facefind's time is the whole command, start-up and model loading included: `{ff['command']}`"
+    )
+    return "\n".join(out) + "\n"
+
+
+def search_tables(results: dict[str, Any] | None, path: Path, img_dir: Path, img: Path) -> str:
+    search = (results or {}).get("search")
+    if not search:
+        return _missing("search", "python -m benchmarks.speed search")
+    cal = search.get("calibration")
+    out = [
+        _provenance(results, path),
+        f"\n{search['dim']}-d unit vectors, {search['copies']} per identity, noise {search['noise']:.3f}; "
+        f"{search['queries']} queries per batch, {search['single_queries']} timed one at a time; "
+        f"FAISS threads: {search['faiss_threads']}." + _calibration(cal),
+    ]
+    for data in search["datasets"]:
+        out.append(
+            f"\n**{data['n']:,} vectors, alpha {data['alpha']:.2f}** (made in {data['generate_s']:.1f} s)\n"
+        )
+        out.append(
+            "| index | setting | recall@10 | ms/query p50 | ms/query p50, 1 thread | ms/query in a batch | build s | bytes/vector |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|")
+        for r in data["indexes"]:
+            setting = _setting(r)
+            setting += " (store default)" if r["store_default"] and r["param"] else ""
+            out.append(
+                f"| {r['factory']} | {setting} | {r['recall10']:.3f} | {r['query_p50_ms']:.3f} | "
+                f"{r['query_p50_ms_1thread']:.3f} | {r['batch_ms_per_query']:.4f} | {r['build_s']:.1f} | {r['bytes_per_vector']:.0f} |"
+            )
+    out.append("\n" + _search_target(search["target"]))
+    plots.search_recall(search, img_dir / "search-recall-vs-latency.png")
+    out.append(f"\n![recall against latency]({img / 'search-recall-vs-latency.png'})")
+    return "\n".join(out) + "\n"
+
+
+def _search_target(target: dict[str, Any]) -> str:
+    line = (
+        f"Target at {target['n']:,} vectors, under {target['ms']} ms per query at recall@10 >= "
+        f"{target['recall10']}"
+    )
+    parts = []
+    for suffix, how in (("", "FAISS's default threads"), ("_1thread", "one thread")):
+        best = target.get(f"best{suffix}")
+        verdict = "met" if target.get(f"met{suffix}") else "not met"
+        setting = (
+            f"fastest: {best['factory']} {_setting(best)}, {best['ms']:.3f} ms, recall {best['recall10']:.3f}"
+            if best
+            else "no setting reaches the recall"
+        )
+        parts.append(f"with {how} **{verdict}** ({setting})")
+    return f"{line}: {'; '.join(parts)}."
+
+
+def _setting(row: dict[str, Any]) -> str:
+    return f"{row['param']}={row['value']}" if row["param"] else "exact"
+
+
+def _calibration(cal: dict[str, Any] | None) -> str:
+    if not cal:
+        return " alpha and noise: the defaults (no gallery of a trained model to fit them to)."
+    fitted = (
+        f"`{cal['store']}` ({cal['faces']} faces): alpha {cal['alpha']:.2f}, "
+        f"same-label cosine {cal['same_label_cosine']:.2f}"
+    )
+    if cal.get("used") is False:
+        return f" alpha and noise: the defaults; too few faces to fit them to {fitted}."
+    return f" alpha and noise fitted to {fitted}."
+
+
+def _http_row(label: str, r: dict[str, Any], rps: bool = False) -> str:
+    st = r["stages_median_ms"]
+    stages = " | ".join(
+        f"{st[k]:.1f}" for k in ("decode", "detect", "embed", "search", "http_and_queueing")
+    )
+    cells = [label, str(r["requests"])] + ([f"{r['throughput_rps']:.1f}"] if rps else [])
+    cells += [f"{r[k]:.1f}" for k in ("p50_ms", "p95_ms", "p99_ms")]
+    return f"| {' | '.join(cells)} | {stages} |"
+
+
+def _provenance(results: dict[str, Any], path: Path) -> str:
+    """Where the figures come from: in full the first time a file is cited, briefly after."""
+    warnings = []
+    if results.get("quick"):
+        warnings.append("QUICK SMOKE RUN at tiny sizes, not the benchmark")
+    if results.get("note"):
+        warnings.append(results["note"])
+    warning = f"**{'; '.join(warnings)}.** " if warnings else ""
+    if str(path) in _CITED:
+        return f"{warning}From `{_rel(path)}` (the run described above)."
+    _CITED.add(str(path))
+    load = results["machine"]["load_average"][0]
+    load_end = results.get("load_average_end", [float("nan")])[0]
+    line = (
+        f"From `{_rel(path)}`, made by `{results['command']}` on {results['created']} "
+        f"(1-minute load average {load:.1f} at the start, {load_end:.1f} at the end, "
+        f"{results['machine']['cpu']['cores']} cores)."
+    )
+    model = results.get("model")
+    if model:
+        weights = "**random weights**, " if model["random_weights"] else ""
+        line += (
+            f" Model: {weights}{model['arch']} {model['embedding_dim']}-d at "
+            f"{model['input_size']} px (`{model['fingerprint']}`)."
+        )
+    return warning + line
+
+
+_CITED: set[str] = set()
+
+
+def _missing(part: str, command: str) -> str:
+    return f"_Not measured yet: run `{command}` then `python -m benchmarks.report`._\n"
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
