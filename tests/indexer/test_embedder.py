@@ -130,3 +130,9 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(model_path: Path) -> Non
     net, info = load_checkpoint(model_path)
     with pytest.raises(ValueError, match="no CUDA GPU"):
         Embedder(net, info, device="cuda")
+
+
+def test_the_callers_model_keeps_its_fp32_weights(model_path: Path) -> None:
+    net, info = load_checkpoint(model_path)
+    Embedder(net, info, device="cpu", precision="bf16")
+    assert all(p.dtype == torch.float32 for p in net.parameters())
