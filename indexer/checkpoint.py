@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -102,12 +103,27 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelNotFound(f"{path} is not a loadable facefind checkpoint ({exc})") from exc
+        raise ModelNotFound(_unloadable(path, exc)) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelNotFound(f"{path} is not a facefind checkpoint (no '{FORMAT}' header)")
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise ModelNotFound(f"{path} was written by a newer facefind; upgrade to load it")
     return payload
+
+
+def _unloadable(path: Path, exc: Exception) -> str:
+    """One line: torch's own message spans paragraphs and suggests ``weights_only=False``,
+    the very thing never to do with a file that smuggles code."""
+    smuggled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    if smuggled:
+        return (
+            f"{path} holds a Python object ({smuggled.group(1)}) besides tensors: refused, "
+            "since loading it could run code. A facefind checkpoint holds only tensors, "
+            "strings and numbers."
+        )
+    lines = str(exc).strip().splitlines()
+    why = lines[0] if lines else type(exc).__name__
+    return f"{path} is not a loadable facefind checkpoint ({why})"
 
 
 def load_checkpoint(path: Path | str) -> tuple[EmbeddingNet, ModelInfo]:

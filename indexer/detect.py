@@ -93,12 +93,19 @@ class YuNetDetector(FaceDetector):
             str(model_path), "", (320, 320), score_threshold, 0.3, 5000
         )
 
+    MIN_SIDE = 8
+    """No face fits in fewer pixels; YuNet is not even asked (it answers such lines with
+    garbage, and can leave garbage for the next image it sees)."""
+
     def _detect(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
+        if min(height, width) < self.MIN_SIDE:
+            return []
         self._net.setInputSize((width, height))
         _, rows = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if rows is None:
             return []
+        rows = rows[np.isfinite(rows).all(axis=1)]  # thin or noisy inputs give infinite boxes
         return [Face(_clip_box(r[:4], width, height), float(r[14])) for r in rows]
 
 

@@ -87,9 +87,16 @@ class GalleryStore:
         self._use_gpu = gpus_available() if use_gpu is None else use_gpu
         self._lock = threading.RLock()
         self._db = _connect(self.directory / DB_NAME)
-        self.model, self.dim = self._bind_model(model, embedding_dim)
-        self._pending = 0
-        self._index = self._open_index()
+        try:
+            self.model, self.dim = self._bind_model(model, embedding_dim)
+            self._pending = 0
+            self._index = self._open_index()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreCorrupt(_damaged(self.directory / DB_NAME, exc)) from exc
+        except BaseException:
+            self._db.close()
+            raise
 
     # ----------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -483,19 +490,32 @@ class _Transaction:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    db: sqlite3.Connection | None = None
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
+        # Before anything writes: a damaged page found now is reported, not served (or
+        # written over) later. It reads the file once: 0.2 s for 400 MB cached, disk speed
+        # (5 s here) cold.
+        verdict = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(verdict.strip().splitlines()[-1])
         db.executescript(SCHEMA)
         db.execute("SELECT count(*) FROM faces").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise StoreCorrupt(
-            f"the gallery database {path} is damaged ({exc}). Nothing was changed: restore it "
-            "from a backup, or move it away to start an empty gallery."
-        ) from exc
+        if db is not None:
+            db.close()
+        raise StoreCorrupt(_damaged(path, exc)) from exc
     return db
+
+
+def _damaged(path: Path, exc: Exception) -> str:
+    return (
+        f"the gallery database {path} is damaged ({exc}). Nothing was changed: restore it "
+        "from a backup, or move it away to start an empty gallery."
+    )
 
 
 def _record(row: tuple[Any, ...]) -> FaceRecord:

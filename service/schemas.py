@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from indexer.records import FaceRecord
 
@@ -15,6 +16,31 @@ Box = Annotated[
 ]
 Metadata = Annotated[dict[str, Any], Field(description="Free-form JSON object of the caller's.")]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+MAX_METADATA_DEPTH = 32
+MAX_METADATA_BYTES = 64 * 1024
+
+
+def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """Metadata as it may be stored: bounded in depth and size, finite numbers only.
+
+    Every answer that includes an entry carries its metadata, so what is accepted here must
+    serialise later: a much deeper object would be stored, then fail every answer (500s on
+    searches and listings) that includes it. Raises ValueError with a sentence for the caller.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata may be nested at most {MAX_METADATA_DEPTH} levels deep")
+        children = item.values() if isinstance(item, dict) else item  # only dicts and lists
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    try:
+        size = len(json.dumps(value, allow_nan=False).encode())
+    except ValueError as exc:
+        raise ValueError("metadata may not hold NaN or infinite numbers") from exc
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata may be at most {MAX_METADATA_BYTES // 1024} KB of JSON")
+    return value
 
 
 class ErrorPublic(BaseModel):
@@ -74,6 +100,11 @@ class GalleryEntryUpdate(BaseModel):
 
     label: str | None = Field(None, min_length=1, max_length=200)
     metadata: Metadata | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_metadata(value)
 
 
 class DeletedPublic(BaseModel):

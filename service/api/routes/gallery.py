@@ -17,6 +17,7 @@ from service.schemas import (
     GalleryEntryPublic,
     GalleryEntryUpdate,
     GalleryPublic,
+    check_metadata,
 )
 
 router = APIRouter(prefix="/gallery", tags=["gallery"], dependencies=[Depends(require_api_key)])
@@ -62,7 +63,7 @@ async def add_faces(
 @router.get("", response_model=GalleryPublic, summary="List gallery faces")
 async def list_faces(
     engine: EngineDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     label: Annotated[str | None, Query(description="Only faces with this label.")] = None,
 ) -> GalleryPublic:
@@ -130,6 +131,11 @@ def _json_object(text: str | None) -> dict[str, Any]:
         value = json.loads(text)
     except ValueError:
         value = None
+    except RecursionError:
+        raise HTTPException(422, "metadata is nested too deeply.") from None
     if not isinstance(value, dict):
         raise HTTPException(422, 'metadata must be a JSON object, e.g. {"city": "Oslo"}.')
-    return value
+    try:
+        return check_metadata(value)
+    except ValueError as exc:
+        raise HTTPException(422, f"{exc}.") from exc
