@@ -30,8 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--size", dest="crop_size", type=int, help="crop side in pixels (128)")
     prep.add_argument("--workers", type=int, help="processes; 0 = one per core")
 
+    teach = sub.add_parser("teach", help="the teacher's embedding of every crop, cached")
+    teach.add_argument("crops", type=Path, help="crops made by `prepare`")
+    teach.add_argument("--out", type=Path, required=True, help="folder for the targets")
+    teach.add_argument("--workers", type=int, default=1, help="processes; 0 = one per core")
+
     train = sub.add_parser("train", help="train an embedder on prepared crops")
-    train.add_argument("--data", type=Path, required=True, help="crops made by `prepare`")
+    train.add_argument(
+        "--data", type=Path, nargs="+", required=True, help="crops made by `prepare`"
+    )
+    train.add_argument("--teacher", type=Path, nargs="+", help="targets made by `teach`")
     train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     for flag, kind in (
         ("--arch", str),
@@ -61,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("--max-steps-per-epoch", int),
         ("--detector", str),
         ("--detector-model", Path),
+        ("--distill-weight", float),
+        ("--teacher-only-per-batch", int),
     ):
         train.add_argument(flag, type=kind)
     train.add_argument("--resume", action="store_true", default=None, help="continue from last.pt")
@@ -81,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             size = export(args.checkpoint, args.dest)
             print(f"wrote {args.dest} ({size / 1e6:.1f} MB)")
+            return 0
+        if args.command == "teach":
+            from training.teach import teach
+
+            print(teach(args.crops, args.out, args.workers).summary())
             return 0
         flags.pop("command")
         if flags.get("resume"):

@@ -26,6 +26,21 @@ from training.prepare import CROPS_CSV, IMAGE_SUFFIXES
 class Sample:
     path: Path
     identity: str
+    """Empty for an unlabelled crop: it can only learn from a teacher."""
+
+
+def read_all_crops(roots: Sequence[Path]) -> list[Sample]:
+    """The crops of several folders; identities get the folder's name as a prefix so that
+    two sets' people never merge (ORL's ``s1`` and another set's ``s1`` are not one person)."""
+    if len(roots) == 1:
+        return read_crops(roots[0])
+    names = [root.name for root in roots]
+    prefixes = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
+    return [
+        Sample(s.path, f"{prefix}/{s.identity}" if s.identity else "")
+        for root, prefix in zip(roots, prefixes, strict=True)
+        for s in read_crops(root)
+    ]
 
 
 def read_crops(root: Path) -> list[Sample]:
@@ -81,13 +96,14 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 class CropDataset(Dataset):
-    """(image tensor, integer label); labels index ``classes``, sorted identity names."""
+    """(image tensor, integer label); labels index ``classes``, sorted identity names, and
+    are -1 for unlabelled crops."""
 
     def __init__(self, samples: Sequence[Sample], transform: v2.Transform) -> None:
         self.samples = list(samples)
-        self.classes = sorted({s.identity for s in self.samples})
+        self.classes = sorted({s.identity for s in self.samples if s.identity})
         index = {name: i for i, name in enumerate(self.classes)}
-        self.labels = np.array([index[s.identity] for s in self.samples], dtype=np.int64)
+        self.labels = np.array([index.get(s.identity, -1) for s in self.samples], dtype=np.int64)
         self.transform = transform
 
     def __len__(self) -> int:

@@ -1,4 +1,5 @@
-"""One training epoch: P x K batches, mined triplets, mixed precision, channels-last."""
+"""One training epoch: P x K batches, mined triplets (and a teacher's targets where given),
+mixed precision, channels-last."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import torch
 from pytorch_metric_learning import losses, miners
 from torch.utils.data import DataLoader
 from tqdm import tqdm
+
+from training.distill import distill_loss
 
 
 def make_loss(margin: float, mining: str) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -29,6 +32,8 @@ class EpochStats:
     triplets: float
     images: int
     seconds: float
+    distill: float = 0.0
+    """Mean 1 - cos(student, teacher); 0 without a teacher."""
 
     @property
     def images_per_second(self) -> float:
@@ -48,20 +53,29 @@ def train_epoch(
     max_steps: int | None = None,
     desc: str = "train",
     show: bool = True,
+    distill_weight: float = 0.0,
 ) -> EpochStats:
+    """Batches are (images, labels) or, with a teacher, (images, labels, targets, has_target);
+    label -1 marks an unlabelled image, which only the teacher's loss uses."""
     model.train()
-    total_loss, total_triplets, images, steps = 0.0, 0.0, 0, 0
+    total_loss, total_distill, total_triplets, images, steps = 0.0, 0.0, 0.0, 0, 0
     start = time.perf_counter()
     total = min(len(loader), max_steps or len(loader))
     bar = tqdm(loader, total=total, desc=desc, unit="batch", mininterval=10.0, disable=not show)
-    for batch, labels in bar:
+    for batch, labels, *taught in bar:
         batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             embeddings = model(batch)
         embeddings = embeddings.float()
-        triplets = miner(embeddings, labels)
-        loss = loss_fn(embeddings, labels, triplets)
+        labelled = labels >= 0
+        triplets = miner(embeddings[labelled], labels[labelled])
+        loss = loss_fn(embeddings[labelled], labels[labelled], triplets)
+        if taught:
+            targets, has_target = (t.to(device, non_blocking=True) for t in taught)
+            distill = distill_loss(embeddings, targets, has_target)
+            loss = loss + distill_weight * distill
+            total_distill += float(distill.detach())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -80,4 +94,5 @@ def train_epoch(
         total_triplets / max(steps, 1),
         images,
         time.perf_counter() - start,
+        total_distill / max(steps, 1),
     )

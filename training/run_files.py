@@ -24,6 +24,7 @@ COLUMNS = (
     "epoch",
     "lr",
     "loss",
+    "distill",
     "triplets",
     "img_per_s",
     "seconds",
@@ -48,13 +49,18 @@ class RunFiles:
         (self.out / CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
 
     def append_metrics(self, row: dict[str, float]) -> None:
+        """A file begun by an older version keeps its own columns."""
         path = self.out / METRICS
         new = not path.is_file()
+        columns = list(COLUMNS)
+        if not new:
+            with path.open(newline="") as fh:
+                columns = next(csv.reader(fh), columns)
         with path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
             if new:
                 writer.writeheader()
-            writer.writerow({k: row.get(k, "") for k in COLUMNS})
+            writer.writerow({k: row.get(k, "") for k in columns})
 
     def read_metrics(self) -> list[dict[str, float]]:
         path = self.out / METRICS
@@ -70,8 +76,11 @@ class RunFiles:
         epochs = [r["epoch"] for r in rows]
         fig = Figure(figsize=(10, 4))
         left, right = fig.subplots(1, 2)
-        left.plot(epochs, [r["loss"] for r in rows], marker="o")
-        left.set(title="training loss (mined triplets)", xlabel="epoch")
+        left.plot(epochs, [r["loss"] for r in rows], marker="o", label="loss")
+        if any(r.get("distill") for r in rows):
+            left.plot(epochs, [r.get("distill", 0.0) for r in rows], marker="o", label="distill")
+            left.legend()
+        left.set(title="training loss (mined triplets + teacher)", xlabel="epoch")
         for key in ("top1", "top5", "top10", "mAP"):
             right.plot(epochs, [r.get(key, float("nan")) for r in rows], marker="o", label=key)
         right.set(title="validation retrieval", xlabel="epoch", ylim=(0, 1))

@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader
 
 from indexer.embedder import resolve_precision
 from indexer.errors import FacefindError
-from training.data import CropDataset, read_crops, train_transform
+from training.data import CropDataset, Sample, read_all_crops, train_transform
+from training.distill import TaughtDataset, make_taught_loader, match_targets, read_targets
 from training.distributed import Dist
 from training.loop import make_loss
 from training.network import WarmupCosine, build_model, make_optimizer
@@ -59,14 +60,15 @@ class Session:
 def build_session(s: TrainSettings, ctx: Dist) -> Session:
     dtype = resolve_precision(s.precision, ctx.device)
     model, pretrained = build_model(s)
-    dataset, valset = load_data(s, ctx.main)
-    loader = make_loader(dataset, s, ctx.world)
+    samples, valset = load_data(s, ctx.main)
+    dataset, loader = make_training_data(samples, s, ctx.world)
     steps = min(len(loader), s.max_steps_per_epoch or len(loader))
     model = model.to(ctx.device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, s, pretrained)
     schedule = WarmupCosine(min(s.warmup_steps, s.epochs * steps // 10), s.epochs * steps)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=dtype == torch.float16)
     loss_fn, miner = make_loss(s.margin, s.mining)
+    taught = int(dataset.has_target.sum()) if isinstance(dataset, TaughtDataset) else 0
     config = s.model_dump(mode="json") | {
         "world_size": ctx.world,
         "device_used": str(ctx.device),
@@ -74,6 +76,8 @@ def build_session(s: TrainSettings, ctx: Dist) -> Session:
         "pretrained_backbone": pretrained,
         "train_images": len(dataset),
         "train_identities": len(dataset.classes),
+        "train_data": " ".join(str(p) for p in s.data),  # one string, easy to search
+        "train_images_with_teacher_targets": taught,
         "val_images": len(valset) if valset else 0,
         "val_face_found": valset.face_found if valset else None,
         "torch": torch.__version__,
@@ -92,9 +96,9 @@ def build_session(s: TrainSettings, ctx: Dist) -> Session:
     return session
 
 
-def load_data(s: TrainSettings, main: bool) -> tuple[CropDataset, ValidationSet | None]:
+def load_data(s: TrainSettings, main: bool) -> tuple[list[Sample], ValidationSet | None]:
     """Training crops, and (on the main process) the validation set, cropped once."""
-    samples = read_crops(s.data)  # type: ignore[arg-type]
+    samples = read_all_crops(s.data)
     if s.val_manifest is not None:
         root = s.val_root or s.val_manifest.parent
         train_samples, valset = samples, None
@@ -105,8 +109,26 @@ def load_data(s: TrainSettings, main: bool) -> tuple[CropDataset, ValidationSet 
     else:
         train_samples, val_samples = split_identities(samples, s.val_fraction, s.seed)
         valset = from_samples(val_samples, s.image_size) if main else None
-    dataset = CropDataset(keep_frequent(train_samples, s.min_images), train_transform(s.image_size))
-    return dataset, valset
+    return train_samples, valset
+
+
+def make_training_data(
+    samples: list[Sample], s: TrainSettings, world: int
+) -> tuple[CropDataset, DataLoader]:
+    """Identities with ``min_images`` crops for P x K batches; with a teacher, the other
+    crops that have a target join every batch too."""
+    pool = keep_frequent(samples, s.min_images)
+    if not s.teacher:
+        dataset = CropDataset(pool, train_transform(s.image_size))
+        return dataset, make_loader(dataset, s, world)
+    kept = set(pool)
+    others = [x for x in samples if x not in kept]
+    targets = match_targets([*pool, *others], read_targets(s.teacher))
+    p = min(s.classes_per_batch, len({x.identity for x in pool}))
+    return make_taught_loader(
+        pool, others, train_transform(s.image_size), targets, p, s.images_per_class,
+        s.teacher_only_per_batch, world, s.workers,
+    )  # fmt: skip
 
 
 def make_loader(dataset: CropDataset, s: TrainSettings, world: int) -> DataLoader:

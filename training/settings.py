@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from indexer.model import DEFAULT_EMBEDDING_DIM, DEFAULT_INPUT_SIZE
+from training.teacher import TEACHER_DIM
+
+Paths = Annotated[list[Path], NoDecode]
+"""One or more paths: a list of flags, or one string split at os.pathsep (environment)."""
 
 
 class TrainSettings(BaseSettings):
@@ -21,7 +26,8 @@ class TrainSettings(BaseSettings):
     """Prepared crops are larger than the training size so random crops have room."""
 
     # train: data
-    data: Path | None = None
+    data: Paths = []
+    """Crop folders; with several, identities are prefixed by the folder's name."""
     out: Path | None = None
     val_manifest: Path | None = None
     val_root: Path | None = None
@@ -60,3 +66,27 @@ class TrainSettings(BaseSettings):
     """CPU threads for torch; on a CPU shared with other work 1 beats 2 (no spinning barriers)."""
     precision: str = "auto"
     resume: bool = False
+
+    # train: distillation
+    teacher: Paths = []
+    """Targets folders made by ``teach`` (one per crop folder); empty: no teacher."""
+    distill_weight: float = Field(1.0, ge=0.0)
+    """Loss = triplet loss + this x mean(1 - cos(student, teacher))."""
+    teacher_only_per_batch: int = Field(32, ge=0)
+    """Images per batch beside the P x K ones, from singletons and unlabelled crops: they
+    have no positives for the triplet loss but still learn from the teacher."""
+
+    @field_validator("data", "teacher", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        """A single path (an old config.json, an environment variable) is a one-item list."""
+        if isinstance(value, (str, Path)):
+            return [p for p in str(value).split(os.pathsep) if p]
+        return value
+
+    @model_validator(mode="after")
+    def _teacher_dim(self) -> TrainSettings:
+        """With a teacher the head is sized to its embedding unless a size was asked for."""
+        if self.teacher and "embedding_dim" not in self.model_fields_set:
+            self.embedding_dim = TEACHER_DIM
+        return self

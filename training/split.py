@@ -14,9 +14,11 @@ MAX_PER_IDENTITY = 40
 
 
 def by_identity(samples: Sequence[Sample]) -> dict[str, list[Sample]]:
+    """Labelled samples by identity (unlabelled ones have none)."""
     groups: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
-        groups[sample.identity].append(sample)
+        if sample.identity:
+            groups[sample.identity].append(sample)
     return {k: sorted(v, key=lambda s: s.path) for k, v in sorted(groups.items())}
 
 
@@ -49,6 +51,7 @@ def split_identities(
         )
     val_names = set(random.Random(seed).sample(queryable, count))
     train = [s for name, group in groups.items() if name not in val_names for s in group]
+    train += [s for s in samples if not s.identity]
     val = [
         (sample, "query" if i % 4 == 0 else "gallery")
         for name in sorted(val_names)

@@ -16,6 +16,7 @@ from training.loop import train_epoch
 from training.run_files import BEST, LAST
 from training.session import Session, build_session
 from training.settings import TrainSettings
+from training.teacher import TEACHER_DIM
 from training.validate import validate
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,13 @@ log = logging.getLogger(__name__)
 
 def train(s: TrainSettings) -> str:
     """Returns a one-line summary of how the run ended."""
-    if s.data is None or s.out is None:
+    if not s.data or s.out is None:
         raise FacefindError("train needs --data CROPS and --out RUN_FOLDER")
+    if s.teacher and s.embedding_dim != TEACHER_DIM:
+        raise FacefindError(
+            f"--embedding-dim must be {TEACHER_DIM}, the teacher's, with --teacher "
+            f"(got {s.embedding_dim})"
+        )
     started = time.monotonic()
     if s.threads:
         torch.set_num_threads(s.threads)
@@ -52,14 +58,14 @@ def _epochs(session: Session, started: float) -> str:
         stats = train_epoch(
             session.net, session.loader, session.loss_fn, session.miner, session.optimizer,
             session.scheduler, ctx.device, session.dtype, session.scaler, session.steps,
-            f"epoch {progress.epoch}", ctx.main,
+            f"epoch {progress.epoch}", ctx.main, s.distill_weight if s.teacher else 0.0,
         )  # fmt: skip
         if ctx.main:
             assert session.valset is not None
             metrics = validate(session.model, session.valset, s.image_size, str(ctx.device),
                                s.precision)  # fmt: skip
             row = {"epoch": progress.epoch, "lr": session.scheduler.get_last_lr()[-1],
-                   "loss": stats.loss, "triplets": stats.triplets,
+                   "loss": stats.loss, "distill": stats.distill, "triplets": stats.triplets,
                    "img_per_s": stats.images_per_second, "seconds": stats.seconds,
                    **metrics}  # fmt: skip
             reason = _record(session, row)
@@ -74,9 +80,9 @@ def _epochs(session: Session, started: float) -> str:
 def _record(session: Session, row: dict[str, float]) -> str:
     """Write metrics, curves and checkpoints; returns why to stop ('' to go on)."""
     s, progress, files = session.settings, session.progress, session.files
-    log.info("epoch %d: loss %.4f, %.1f img/s, top-1 %.3f top-5 %.3f top-10 %.3f mAP %.3f",
-             progress.epoch, row["loss"], row["img_per_s"], row["top1"], row["top5"],
-             row["top10"], row["mAP"])  # fmt: skip
+    log.info("epoch %d: loss %.4f (distill %.4f), %.1f img/s, top-1 %.3f top-5 %.3f top-10 %.3f "
+             "mAP %.3f", progress.epoch, row["loss"], row["distill"], row["img_per_s"],
+             row["top1"], row["top5"], row["top10"], row["mAP"])  # fmt: skip
     files.append_metrics(row)
     files.plot()
     improved = row["top1"] > progress.best_top1
