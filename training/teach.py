@@ -25,7 +25,7 @@ from tqdm import tqdm
 from indexer.errors import FacefindError
 from training.data import read_crops
 from training.prepare import CROPS_CSV
-from training.teacher import TEACHER_DIM, Teacher
+from training.teacher import TEACHER_DIM, Teacher, load_dlib
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def _save(out: Path, vectors: dict[str, np.ndarray], failed: dict[str, str]) -> 
 
 def teach(crops: Path, out: Path, workers: int = 1) -> TeachReport:
     """Encode every crop of ``crops`` not yet in ``out``; returns what was done."""
+    load_dlib()  # a missing teacher fails here, before anything is written
     jobs_all = list_crops(crops)
     if not jobs_all:
         raise FacefindError(f"no face crops in {crops}")
@@ -122,8 +123,6 @@ def teach(crops: Path, out: Path, workers: int = 1) -> TeachReport:
     vectors, failed = load_targets(out)
     jobs = [(crops, rel, c) for rel, c in jobs_all if rel not in vectors and rel not in failed]
     start, computed, failed_now = time.monotonic(), 0, 0
-    if jobs:
-        Teacher()  # a missing dependency fails here, once, before any worker starts
     bar = tqdm(total=len(jobs), desc="teacher", unit="img", mininterval=5.0)
     for rel, vector, why in _results(jobs, workers or os.cpu_count() or 1):
         if vector is None:

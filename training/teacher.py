@@ -26,7 +26,7 @@ TEACHER_DIM = 128
 INSTALL = "pip install -r requirements-teacher.txt (dlib-bin, face_recognition_models)"
 
 
-def _load_dlib() -> tuple[Any, Any]:
+def load_dlib() -> tuple[Any, Any]:
     """(dlib, face_recognition_models) or a clear error naming what to install."""
     try:
         import dlib
@@ -36,14 +36,14 @@ def _load_dlib() -> tuple[Any, Any]:
             import face_recognition_models
     except ImportError as exc:
         raise FacefindError(
-            f"the teacher needs dlib's face models ({exc.name}): {INSTALL}"
+            f"the teacher needs dlib's face models ({exc.name or exc}): {INSTALL}"
         ) from exc
     return dlib, face_recognition_models
 
 
 def teacher_available() -> bool:
     try:
-        _load_dlib()
+        load_dlib()
     except FacefindError:
         return False
     return True
@@ -53,7 +53,7 @@ class Teacher:
     """Encodes RGB face crops; ``None`` where no face can be found for the landmarks."""
 
     def __init__(self, margin: float = DEFAULT_MARGIN) -> None:
-        dlib, models = _load_dlib()
+        dlib, models = load_dlib()
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._landmarks = dlib.shape_predictor(models.pose_predictor_five_point_model_location())

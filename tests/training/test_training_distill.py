@@ -28,7 +28,7 @@ from training.network import WarmupCosine, make_optimizer
 from training.prepare import prepare
 from training.settings import TrainSettings
 from training.teach import FAILED, TARGETS, load_targets, teach
-from training.teacher import INSTALL, TEACHER_DIM, _load_dlib, teacher_available
+from training.teacher import INSTALL, TEACHER_DIM, load_dlib, teacher_available
 
 needs_teacher = pytest.mark.skipif(
     not teacher_available(), reason=f"the teacher extra is not installed: {INSTALL}"
@@ -103,7 +103,7 @@ def test_teach_is_paid_once_and_resumes(crops: Path, targets: Path, tmp_path: Pa
 def test_a_missing_teacher_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "dlib", None)
     with pytest.raises(FacefindError, match="requirements-teacher.txt"):
-        _load_dlib()
+        load_dlib()
 
 
 def test_distillation_steps_pull_unlabelled_images_to_the_teacher(crops: Path) -> None:
