@@ -3,9 +3,9 @@
 Every variant embeds the same uint8 crops (preprocessing included) and the variants take turns
 round by round, so their ratio holds even when other work shares the CPU. ``plain-fp32`` is
 what one writes first: the network in fp32, contiguous NCHW, eager, ``torch.inference_mode``.
-``facefind`` is ``indexer.embedder.Embedder`` as shipped (bf16 autocast where the CPU has native
-bf16, channels-last). The others are candidates for ``Embedder``: bf16 weights (no per-call
-weight casts), TorchScript trace + freeze (oneDNN weight prepacking), ``torch.compile``.
+``facefind`` is ``indexer.embedder.Embedder`` as shipped (weights converted to bf16 where the CPU
+has native bf16, channels-last). The others are candidates for ``Embedder``: TorchScript
+trace + freeze (oneDNN weight prepacking), ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 EmbedFn = Callable[[list[np.ndarray]], np.ndarray]
 REQUIRED = ("plain-fp32", "facefind")
-CANDIDATES = ("bf16-weights", "jit-freeze", "compile")
+CANDIDATES = ("jit-freeze", "compile")
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,10 @@ def make_variant(
     if name == "plain-fp32":
         return _plain(copy.deepcopy(net).to(device).eval(), info, device)
     embedder = Embedder(copy.deepcopy(net), info, str(device))
-    if name == "bf16-weights" and embedder.dtype != torch.float32:
-        embedder.model = embedder.model.to(embedder.dtype)
-    elif name == "jit-freeze":
-        example = torch.zeros(len(crops), 3, *crops[0].shape[:2], device=device)
+    if name == "jit-freeze":
+        example = torch.zeros(
+            len(crops), 3, *crops[0].shape[:2], device=device, dtype=embedder.dtype
+        )
         example = example.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), _autocast(embedder), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # deprecated, still the fastest path
@@ -124,7 +124,7 @@ def make_variant(
 
         inductor_config.freezing = True  # fold weights as constants: oneDNN prepacks them
         embedder.model = torch.compile(embedder.model, dynamic=False)
-    elif name != "facefind" and name != "bf16-weights":
+    elif name != "facefind":
         raise ValueError(f"unknown variant {name!r}")
     fn: EmbedFn = lambda c: embedder.embed(c, batch_size=len(c))  # noqa: E731
     fn(crops)  # tracing, compiling, oneDNN's first-call primitive creation: all before timing

@@ -26,7 +26,7 @@ def choose_index(n_vectors: int, dim: int) -> str:
 
     - up to EXACT_LIMIT: ``Flat``, exact search, 4*dim bytes per vector;
     - beyond: ``IVF<nlist>,Flat``: about 4*sqrt(n) inverted lists of uncompressed vectors, so
-      recall stays high (>= 0.95 at the default nprobe) and removals stay cheap;
+      recall stays high (the nprobe dial trades it for speed) and removals stay cheap;
     - beyond 20M vectors memory dominates: product quantisation at dim/4 bytes per vector.
     """
     if n_vectors <= EXACT_LIMIT:
@@ -40,7 +40,7 @@ def choose_index(n_vectors: int, dim: int) -> str:
 
 
 def default_nprobe(nlist: int) -> int:
-    """Lists scanned per query: enough for recall@10 >= 0.95 on face-like clustered data."""
+    """Lists scanned per query; benchmarks/speed.py measures the recall this gives."""
     return int(min(max(nlist // 64, 16), nlist))
 
 
