@@ -4,7 +4,9 @@
 ``python -m indexer evaluate`` (the command users run) for facefind's model with the Haar and
 the YuNet detector over the fixed splits in ``../shared/benchmarks``, and the same protocol
 for face_recognition (``benchmarks.peer_face_recognition``). A set a system was trained on is
-left out for that system: facefind's default model learnt from LFW, dlib's avoided it.
+left out for that system: facefind's default model learnt from LFW, dlib's avoided it. The
+smaller sets a model learnt from are run but marked, since their figures measure people the
+model has seen.
 """
 
 from __future__ import annotations
@@ -74,9 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["max_images"] = max_images
     results["sets"] = {}
     work = scratch_dir("accuracy")
-    lfw_reason = _lfw_exclusion(model, args.lfw)
+    seen = _trained_on(model)
+    results["model"]["trained_on"] = seen
+    lfw_reason = _lfw_exclusion(seen.get("lfw"), args.lfw)
     try:
-        _run_sets(args, sets, max_images, model, lfw_reason, work, results)
+        _run_sets(args, sets, max_images, model, lfw_reason, seen, work, results)
     finally:
         remove_scratch()
     return 0
@@ -88,6 +92,7 @@ def _run_sets(
     max_images: int | None,
     model: str,
     lfw_reason: str | None,
+    seen: dict[str, str],
     work: Path,
     results: dict[str, Any],
 ) -> None:
@@ -103,7 +108,10 @@ def _run_sets(
             if system == "facefind":
                 for detector in args.detectors:
                     skip = lfw_reason if name == "lfw" else None
-                    entry["systems"].append(_facefind(name, manifest, model, detector, work, skip))
+                    row = _facefind(name, manifest, model, detector, work, skip)
+                    if name in seen and "skipped" not in row:
+                        row["trained_on_set"] = seen[name]
+                    entry["systems"].append(row)
             else:
                 entry["systems"].append(_peer(name, rows, args.peer_workers))
         results["sets"][name] = entry
@@ -124,20 +132,33 @@ def _model(model: str | None, quick: bool) -> tuple[str, dict[str, Any]]:
     return speed_model(model)
 
 
-def _lfw_exclusion(model: str, mode: str) -> str | None:
+def _trained_on(model: str) -> dict[str, str]:
+    """The benchmark sets whose photos the model learnt from, each with the evidence.
+
+    Figures on such a set measure recall of people the model has seen, not retrieval of
+    strangers: lfw is left out for it, the smaller sets are run and marked.
+    """
+    _, info = load_checkpoint(model)
+    found: dict[str, str] = {}
+    for key, value in info.training.items():
+        if key.startswith("val"):
+            continue
+        values = value if isinstance(value, list) else [value]
+        for item in (v for v in values if isinstance(v, str)):
+            for name in SETS:
+                if name in item.lower() and name not in found:
+                    found[name] = f"{key}={item}"
+    return found
+
+
+def _lfw_exclusion(evidence: str | None, mode: str) -> str | None:
     """Why facefind is not evaluated on lfw, or None: a model is not tested on its training set."""
     if mode == "always":
         return None
     if mode == "never":
         return "left out by --lfw never"
-    _, info = load_checkpoint(model)
-    sources = [
-        f"{key}={value}"
-        for key, value in info.training.items()
-        if not key.startswith("val") and isinstance(value, str) and "lfw" in value.lower()
-    ]
-    if sources:
-        return f"the model was trained on LFW ({', '.join(sources)})"
+    if evidence:
+        return f"the model was trained on LFW ({evidence})"
     return None
 
 
@@ -204,9 +225,10 @@ def _print_set(name: str, entry: dict[str, Any]) -> None:
             print(f"{label}: skipped, {row['skipped']}", file=sys.stderr)
             continue
         figures = " ".join(f"{k}={row[k]:.3f}" for k in ("top1", "top5", "top10", "mAP"))
+        seen = " (trained on this set)" if "trained_on_set" in row else ""
         print(
             f"{label}: {figures} found={row['face_found']:.2f} "
-            f"s/img={row['seconds_per_image']:.4f}",
+            f"s/img={row['seconds_per_image']:.4f}{seen}",
             file=sys.stderr,
         )
 

@@ -73,6 +73,7 @@ def run(model: str, data_dir: Path, photo: Path, plan: HttpPlan, log_file: Path)
             "gallery_size": info["gallery_size"],
             "device": info["model"]["device"],
             "precision": info["model"]["precision"],
+            "compiled": info["model"].get("compiled", False),
             "input_size": info["model"]["input_size"],
         },
         "query_photo": photo_info,
@@ -93,6 +94,7 @@ def serve(model: str, data_dir: Path, detector: str, log_file: Path) -> Iterator
     cmd = python_cmd("service", "--host", "127.0.0.1", "--port", str(port))
     cmd += ["--data-dir", str(data_dir), "--model", model, "--detector", detector]
     env = {**os.environ, "FACEFIND_LOG_LEVEL": "warning"}
+    env.pop("FACEFIND_COMPILE", None)  # the service as shipped
     with log_file.open("w") as log:
         server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:

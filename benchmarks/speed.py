@@ -134,6 +134,7 @@ def run_http(args: argparse.Namespace, model: str, info: dict[str, Any], state: 
 
 def run_search(args: argparse.Namespace, _: str, info: dict[str, Any], state: dict) -> Any:
     plan = QUICK_SEARCH if args.quick else search_speed.SearchPlan()
+    plan = replace(plan, dim=info["embedding_dim"])  # vectors as wide as the model's
     calibration = None
     store = args.calibrate or (state.get("store") if not info["random_weights"] else None)
     if store is not None:

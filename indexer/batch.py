@@ -72,6 +72,8 @@ def _process(path: Path, known_hash: str | None = None) -> ImageResult:
             result.faces = _worker_pipeline.from_bytes(data, name=str(path), mode=_worker_mode)
     except (FacefindError, OSError) as exc:
         result.error = str(exc)
+    except Exception as exc:  # a decoder or detector fault on one file must not end the build
+        result.error = f"{type(exc).__name__}: {exc}"
     return result
 
 

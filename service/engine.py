@@ -75,7 +75,9 @@ class Engine:
         """Load the model, the detector and the store; raises FacefindError/ValueError."""
         model = resolve_model(settings.model)
         make_detector(settings.detector, settings.detector_model)  # fail before the slow part
-        embedder = load_embedder(model, device=settings.device, precision=settings.precision)
+        embedder = load_embedder(
+            model, device=settings.device, precision=settings.precision, compile=settings.compile
+        )
         store = GalleryStore(
             settings.data_dir,
             model=embedder.fingerprint,
@@ -96,12 +98,13 @@ class Engine:
         )
         metrics.track_gallery(store.count)
         log.info(
-            "model %s (%s, %d-d, %s %s), detector %s, gallery %s: %d faces, index %s",
+            "model %s (%s, %d-d, %s %s%s), detector %s, gallery %s: %d faces, index %s",
             embedder.info.name,
             embedder.fingerprint,
             embedder.embedding_dim,
             embedder.device,
             embedder.precision,
+            ", compiled" if embedder.compiled else "",
             settings.detector,
             settings.data_dir,
             store.count(),

@@ -171,6 +171,7 @@ class ModelPublic(BaseModel):
     input_size: int
     device: str
     precision: str
+    compiled: bool = Field(description="Whether the embedder runs through torch.compile.")
     metrics: dict[str, Any] = Field(description="What the checkpoint reports about itself.")
 
 

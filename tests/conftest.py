@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import torch
 
 from indexer.checkpoint import save_checkpoint
 from indexer.model import EmbeddingNet
+
+# Dozens of services start in these tests, each compiling its embedder would add half a
+# minute to every start: they run eagerly, and the tests of compiling turn it back on.
+os.environ.setdefault("FACEFIND_COMPILE", "false")
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 TEST_INPUT_SIZE = 64

@@ -74,12 +74,12 @@ def test_images_are_multi_stage_with_only_the_venv_from_the_builder(
         ]
         assert from_builder == [(["/opt/venv"], "/opt/venv")], name
         runs = " ".join(image.all("RUN", final))
-        # Nothing is installed with pip in the final stage, so no build tools or pip cache
-        # reach it; apt installs there may only be the interpreter.
+        # Nothing is installed with pip in the final stage, so no pip cache reaches it; apt
+        # installs there may only be the interpreter and the C++ compiler torch.compile needs.
         assert "pip " not in runs, name
         for installed in re.findall(r"apt-get install ([^&]*)", runs):
             packages = {w for w in installed.split() if not w.startswith("-")}
-            assert packages <= {"python3"}, (name, packages)
+            assert packages <= {"python3", "g++"}, (name, packages)
         assert "rm -rf /var/lib/apt/lists/*" in runs or "apt-get" not in runs, name
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from indexer.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from indexer.checkpoint import ModelInfo, load_checkpoint, read_checkpoint, save_checkpoint
 from indexer.detect import make_detector
 from indexer.embedder import Embedder, load_embedder
 from indexer.errors import ModelNotFound
@@ -136,3 +136,30 @@ def test_the_callers_model_keeps_its_fp32_weights(model_path: Path) -> None:
     net, info = load_checkpoint(model_path)
     Embedder(net, info, device="cpu", precision="bf16")
     assert all(p.dtype == torch.float32 for p in net.parameters())
+
+
+def test_compiled_embedder_agrees_with_eager_at_any_batch_size(
+    model_path: Path, crops: list
+) -> None:
+    """Batches are padded to the compiled sizes and cut back: 3 and 40 crops are no sizes."""
+    eager = load_embedder(model_path, device="cpu")
+    compiled = load_embedder(model_path, device="cpu", compile=True)
+    assert compiled.compiled and not eager.compiled
+    many = crops * 5
+    for batch, batch_size in ((crops[:1], 32), (crops[:3], 32), (many, 64)):
+        cosine = (compiled.embed(batch, batch_size=batch_size) * eager.embed(batch)).sum(axis=1)
+        assert cosine.shape == (len(batch),) and cosine.min() >= 0.99, cosine
+
+
+def test_an_embedder_that_cannot_compile_runs_eagerly(
+    model_path: Path, crops: list, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))
+    torch.manual_seed(2)
+    info = ModelInfo(arch="resnet18", embedding_dim=16, input_size=64)
+    embedder = Embedder(EmbeddingNet("resnet18", 16), info, device="cpu", compile=True)
+    assert not embedder.compiled
+    assert "torch.compile failed, the embedder runs eagerly" in caplog.text
+    assert embedder.embed(crops[:2]).shape == (2, 16)

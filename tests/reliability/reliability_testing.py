@@ -58,7 +58,11 @@ class ServiceProcess:
         self.data_dir, self.log = data_dir, log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FACEFIND_")}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("FACEFIND_") or k == "FACEFIND_COMPILE"
+        }
         self.env.update(env or {})
         self.cmd = [sys.executable, "-m", "service", "--host", "127.0.0.1",
                     "--port", str(self.port), "--data-dir", str(data_dir), "--model", str(model),

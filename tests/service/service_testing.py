@@ -74,7 +74,11 @@ class ServiceProcess:
     def __init__(self, data_dir: Path, model: Path, yunet: Path, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FACEFIND_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("FACEFIND_") or k == "FACEFIND_COMPILE"
+        }
         env["FACEFIND_INDEX_SAVE_SECONDS"] = "3600"  # the index file goes stale: worst case
         cmd = [sys.executable, "-m", "service", "--port", str(self.port), "--data-dir",
                str(data_dir), "--model", str(model), "--detector", "yunet",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
-from service_testing import LiveServer, SettingsFactory, upload
+from service_testing import LiveServer, ServiceProcess, SettingsFactory, upload
 
 from service.main import create_app
 
@@ -27,6 +30,7 @@ def test_health_ready_info(client: TestClient, faces: dict[str, list[Path]]) -> 
     )
     assert info["index_type"] == "Flat" and info["index_on_gpu"] is False
     assert info["gallery_size"] == 2 and info["labels"] == 1 and info["detector"] == "yunet"
+    assert info["model"]["compiled"] is False  # the tests turn compiling off (tests/conftest.py)
 
 
 def test_metrics_count_requests_stages_and_gallery(
@@ -71,6 +75,28 @@ def test_the_web_page_and_its_assets_are_served(client: TestClient) -> None:
     assert page.status_code == 200 and 'id="query-file"' in page.text
     assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/static/style.css").status_code == 200
+
+
+def test_the_default_compiled_embedder_serves_the_same_answers(
+    tmp_path: Path,
+    start_service: Callable[..., ServiceProcess],
+    faces: dict[str, list[Path]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``python -m service`` as shipped (FACEFIND_COMPILE unset) compiles before it is ready."""
+    monkeypatch.delenv("FACEFIND_COMPILE")
+    photos = faces["ben_afflek"][:3]
+    service = start_service(tmp_path / "data")
+    with httpx.Client(base_url=service.url, timeout=120) as http:
+        assert http.get("/info").json()["model"]["compiled"] is True
+        added = http.post("/gallery", files=[upload(p) for p in photos], data={"label": "ben"})
+        assert added.status_code == 200, added.text
+        ids = [entry["id"] for entry in added.json()["added"]]
+        hit = http.post("/query", files=[upload(photos[1], "image")], params={"k": 3}).json()
+    assert hit["faces"][0]["matches"][0]["id"] == ids[1]
+    assert hit["faces"][0]["matches"][0]["similarity"] > 0.99
+    assert service.stop() in (0, -signal.SIGTERM)
+    assert "embedder compiled" in service.log.read_text()
 
 
 def test_a_real_server_answers_on_loopback(

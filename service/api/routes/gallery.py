@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Response, UploadFile
 
 from service.api.deps import EngineDep, require_api_key
-from service.api.routes import ERRORS
+from service.api.routes import BY_ID, PROTECTED, UPLOAD, errors
 from service.enrolment import EnrolOptions, enrol
 from service.schemas import (
     ID_PATTERN,
@@ -20,13 +20,20 @@ from service.schemas import (
     check_metadata,
 )
 
-router = APIRouter(prefix="/gallery", tags=["gallery"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/gallery",
+    tags=["gallery"],
+    dependencies=[Depends(require_api_key)],
+    responses=PROTECTED,
+)
 
 EntryId = Annotated[str, Path(description="A gallery entry's id.")]
 Label = Annotated[str | None, Form(min_length=1, max_length=200, description="Who this is.")]
 
 
-@router.post("", response_model=GalleryAddPublic, responses=ERRORS, summary="Add photos")
+@router.post(
+    "", response_model=GalleryAddPublic, responses={**UPLOAD, **errors(409)}, summary="Add photos"
+)
 async def add_faces(
     engine: EngineDep,
     images: Annotated[list[UploadFile], File(description="One or more photos.")],
@@ -80,7 +87,7 @@ async def delete_label(
     return DeletedPublic(deleted=await engine.write(engine.store.remove_label, label))
 
 
-@router.get("/{id}", response_model=GalleryEntryPublic, summary="One gallery face")
+@router.get("/{id}", response_model=GalleryEntryPublic, responses=BY_ID, summary="One gallery face")
 async def get_face(engine: EngineDep, id: EntryId) -> GalleryEntryPublic:
     return GalleryEntryPublic.of(await engine.offload(engine.store.get, id))
 
@@ -88,7 +95,10 @@ async def get_face(engine: EngineDep, id: EntryId) -> GalleryEntryPublic:
 @router.get(
     "/{id}/image",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "The stored face crop."}},
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The stored face crop."},
+        **BY_ID,
+    },
     summary="The stored face crop",
 )
 async def get_face_image(engine: EngineDep, id: EntryId) -> Response:
@@ -101,7 +111,12 @@ async def get_face_image(engine: EngineDep, id: EntryId) -> Response:
     )
 
 
-@router.patch("/{id}", response_model=GalleryEntryPublic, summary="Change a label or metadata")
+@router.patch(
+    "/{id}",
+    response_model=GalleryEntryPublic,
+    responses={**BY_ID, **errors(400, 413)},
+    summary="Change a label or metadata",
+)
 async def update_face(
     engine: EngineDep, id: EntryId, body: GalleryEntryUpdate
 ) -> GalleryEntryPublic:
@@ -117,7 +132,9 @@ async def update_face(
     return GalleryEntryPublic.of(record)
 
 
-@router.delete("/{id}", response_model=DeletedPublic, summary="Delete a gallery face")
+@router.delete(
+    "/{id}", response_model=DeletedPublic, responses=BY_ID, summary="Delete a gallery face"
+)
 async def delete_face(engine: EngineDep, id: EntryId) -> DeletedPublic:
     if not await engine.write(engine.store.remove, [id]):
         raise HTTPException(404, f"There is no gallery entry with id {id!r}.")

@@ -7,11 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 
 from service.api.deps import EngineDep, require_api_key
-from service.api.routes import ERRORS
+from service.api.routes import PROTECTED, UPLOAD
 from service.schemas import QueryBatchPublic, QueryPublic
 from service.searching import query_upload, query_uploads
 
-router = APIRouter(prefix="/query", tags=["query"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/query", tags=["query"], dependencies=[Depends(require_api_key)], responses=PROTECTED
+)
 
 K = Annotated[int, Query(ge=1, le=100, description="How many gallery faces to return per face.")]
 Faces = Annotated[
@@ -29,7 +31,7 @@ MinSimilarity = Annotated[
 ]
 
 
-@router.post("", response_model=QueryPublic, responses=ERRORS, summary="Search with one photo")
+@router.post("", response_model=QueryPublic, responses=UPLOAD, summary="Search with one photo")
 async def query(
     engine: EngineDep,
     image: Annotated[UploadFile, File(description="A photo; the format is read from its bytes.")],
@@ -46,7 +48,7 @@ async def query(
 
 
 @router.post(
-    "/batch", response_model=QueryBatchPublic, responses=ERRORS, summary="Search with many photos"
+    "/batch", response_model=QueryBatchPublic, responses=UPLOAD, summary="Search with many photos"
 )
 async def query_batch(
     engine: EngineDep,

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from service.api.deps import EngineDep, require_api_key
+from service.api.routes import PROTECTED
 from service.schemas import HealthPublic, InfoPublic, ModelPublic, ReadyPublic
 
 public_router = APIRouter(tags=["system"])
-router = APIRouter(tags=["system"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["system"], dependencies=[Depends(require_api_key)], responses=PROTECTED)
 
 
 @public_router.get("/health", response_model=HealthPublic, summary="The process is alive")
@@ -43,6 +44,7 @@ async def info(engine: EngineDep) -> InfoPublic:
         input_size=embedder.input_size,
         device=str(embedder.device),
         precision=embedder.precision,
+        compiled=embedder.compiled,
         metrics=embedder.info.metrics,
     )
     return InfoPublic(

@@ -1,0 +1,31 @@
+"""One image that breaks a decoder or detector in an unforeseen way must not end a build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from indexer.batch import PipelineSpec, process_images
+from indexer.pipeline import FacePipeline
+
+
+def test_an_unexpected_fault_on_one_image_is_reported_and_the_rest_go_on(
+    gallery_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = sorted(gallery_dir.rglob("*.jpg"))[:4]
+    bad = str(paths[1])
+    real = FacePipeline.from_bytes
+
+    def flaky(self: FacePipeline, data: bytes, name: str = "image", **kwargs: object):
+        if name == bad:
+            raise ValueError("detector fault")
+        return real(self, data, name=name, **kwargs)
+
+    monkeypatch.setattr(FacePipeline, "from_bytes", flaky)
+    spec = PipelineSpec("none", None, input_size=64, max_pixels=10_000_000)
+    results = list(process_images(paths, spec, workers=1))
+
+    assert [r.path for r in results] == paths
+    assert results[1].error == "ValueError: detector fault" and results[1].faces is None
+    assert all(r.error is None and r.faces is not None for i, r in enumerate(results) if i != 1)
