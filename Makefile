@@ -29,7 +29,14 @@ serve: setup
 
 run: index serve
 
-test-deps:
+# The tests also cover distillation from dlib's encoder and the benchmarks' peer system:
+# both need dlib (training and benchmarks only; serving never imports it).
+$(VENV)/.installed-test: $(VENV)/.installed requirements-teacher.txt benchmarks/requirements-peer.txt
+	$(PIP) install --quiet -r requirements-teacher.txt -r benchmarks/requirements-peer.txt
+	$(PIP) install --quiet --no-deps face_recognition==1.3.0
+	touch $@
+
+test-deps: $(VENV)/.installed-test
 	bash scripts/install-test-deps.sh
 
 test: setup test-deps

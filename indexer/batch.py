@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -50,10 +52,24 @@ _worker_pipeline: FacePipeline | None = None
 _worker_mode: FaceMode = "largest"
 
 
-def _init_worker(spec: PipelineSpec) -> None:
+def _init_worker(spec: PipelineSpec, parent: int | None = None) -> None:
     global _worker_pipeline, _worker_mode
     cv2.setNumThreads(1)
     _worker_pipeline, _worker_mode = spec.build(), spec.mode
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """End this worker once the process that started it is gone.
+
+    A parent killed outright (SIGKILL, or SIGTERM with Python's default handler) never shuts
+    its pool down, and spawned workers hold both ends of their queues' pipes, so they would
+    wait for work forever.
+    """
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    os._exit(1)
 
 
 def _process(path: Path, known_hash: str | None = None) -> ImageResult:
@@ -92,6 +108,7 @@ def process_images(
         yield from (_process(p, known.get(p)) for p in paths)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(spec,)) as pool:
+    init = (spec, os.getpid())
+    with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=init) as pool:
         chunk = max(1, min(32, len(paths) // (workers * 8)))
         yield from pool.map(_process, paths, [known.get(p) for p in paths], chunksize=chunk)

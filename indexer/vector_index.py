@@ -40,8 +40,13 @@ def choose_index(n_vectors: int, dim: int) -> str:
 
 
 def default_nprobe(nlist: int) -> int:
-    """Lists scanned per query; benchmarks/speed.py measures the recall this gives."""
-    return int(min(max(nlist // 64, 16), nlist))
+    """Lists scanned per query: 1/32 of them.
+
+    ``python -m benchmarks.speed search`` (vectors shaped like the default model's LFW
+    embeddings): recall@10 0.99 at 1 ms per query for 1M vectors (IVF4096, nprobe 128), where
+    1/64 gave 0.948 at 0.5 ms.
+    """
+    return int(min(max(nlist // 32, 16), nlist))
 
 
 class VectorIndex:

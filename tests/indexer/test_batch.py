@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from indexer.batch import PipelineSpec, process_images
@@ -29,3 +33,30 @@ def test_an_unexpected_fault_on_one_image_is_reported_and_the_rest_go_on(
     assert [r.path for r in results] == paths
     assert results[1].error == "ValueError: detector fault" and results[1].faces is None
     assert all(r.error is None and r.faces is not None for i, r in enumerate(results) if i != 1)
+
+
+def test_workers_end_when_the_build_is_killed(
+    tmp_path: Path, shared_data: Path, model_path: Path
+) -> None:
+    """SIGKILL leaves no pool shutdown behind: the workers must notice on their own."""
+    cmd = [sys.executable, "-m", "indexer", "build", str(shared_data / "lfw"), "--index",
+           str(tmp_path / "index"), "--model", str(model_path), "--workers", "2"]  # fmt: skip
+    build = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and build.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            workers = [
+                p
+                for p in psutil.Process(build.pid).children()
+                if "spawn_main" in " ".join(p.cmdline())
+            ]
+        assert len(workers) == 2, "the build never started its worker processes"
+    finally:
+        build.kill()
+        build.wait()
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    for process in alive:
+        process.kill()
+    assert alive == [], "worker processes outlived the killed build"
