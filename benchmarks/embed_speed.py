@@ -87,13 +87,6 @@ def run(model_path: str, plan: EmbedPlan) -> dict[str, Any]:
     peak = cpu_peak(torch.get_num_threads()) if device.type == "cpu" else None
     for row in runs:
         row["gflops"] = row["images_per_s"] * flops[row["size"]] / 1e9
-        if peak is not None:
-            key = (
-                "fp32_gflops"
-                if row["variant"] == "plain-fp32" or not _bf16(device)
-                else "bf16_gflops"
-            )
-            row["peak_share"] = row["gflops"] / peak_gflops(peak, key)
     return {
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -271,10 +264,6 @@ def _speedups(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def _crops(batch: int, size: int) -> list[np.ndarray]:
     rng = np.random.default_rng(batch * 1000 + size)
     return list(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
-
-
-def _bf16(device: torch.device) -> bool:
-    return resolve_precision("auto", device) != torch.float32
 
 
 def _autocast(embedder: Embedder) -> Any:

@@ -124,8 +124,8 @@ def targets_table(accuracy: dict[str, Any] | None, speed: dict[str, Any] | None)
     if search:
         t = search["target"]
         largest = next(d for d in search["datasets"] if d["n"] == t["n"])
-        default = [r for r in largest["indexes"] if r["store_default"] and r["kind"] != "flat"]
-        store = next((r for r in default if r["kind"] == "ivf"), None)
+        ivf = (r for r in largest["indexes"] if r["kind"] == "ivf" and r["store_default"])
+        store = next(ivf, None)
         if store is not None:
             met = store["recall10"] >= t["recall10"] and store["query_p50_ms"] < t["ms"]
             rows.append(

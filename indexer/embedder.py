@@ -90,7 +90,7 @@ class Embedder:
         count = len(pixels)
         if self.compiled:
             size = next(n for n in COMPILED_BATCHES if n >= count)
-            pixels = np.concatenate([pixels, np.zeros_like(pixels[:1]).repeat(size - count, 0)])
+            pixels = np.concatenate([pixels, np.zeros((size - count, *pixels.shape[1:]), np.uint8)])
         batch = torch.from_numpy(pixels).to(self.device)
         batch = batch.permute(0, 3, 1, 2).float().sub_(self._mean).div_(self._std)
         batch = batch.to(self.dtype).contiguous(memory_format=torch.channels_last)

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_testing import ServiceProcess, StartService
+from reliability_testing import StartService
+from service_process import ServiceProcess
 
 
 @pytest.fixture(scope="session")

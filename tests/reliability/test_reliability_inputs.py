@@ -36,14 +36,13 @@ from reliability_inputs import (
     unique,
 )
 from reliability_testing import (
-    REPO,
-    ServiceProcess,
     assert_clean_log,
     assert_error,
     report,
     send,
     server_errors,
 )
+from service_process import REPO, ServiceProcess
 
 from indexer.cli import main as indexer_main
 

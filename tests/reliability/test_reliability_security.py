@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from reliability_testing import REPO, ServiceProcess, StartService, assert_clean_log
+from reliability_testing import StartService, assert_clean_log
+from service_process import REPO, ServiceProcess
 
 from indexer.checkpoint import FORMAT, read_checkpoint
 from indexer.cli import main as indexer_main

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_testing import LiveServer, ServiceProcess, make_settings
+from service_process import ServiceProcess
+from service_testing import LiveServer, make_settings
 
 from service.main import create_app
 from service.settings import ServiceSettings
@@ -76,13 +77,14 @@ def live_server(settings_factory: Callable[..., ServiceSettings]) -> Iterator[Li
 def start_service(model_path: Path, yunet_model: Path) -> Iterator[Callable[..., ServiceProcess]]:
     started: list[ServiceProcess] = []
 
-    def start(data_dir: Path, *args: str) -> ServiceProcess:
-        service = ServiceProcess(data_dir, model_path, yunet_model, *args)
+    def start(data_dir: Path) -> ServiceProcess:
+        log = data_dir.parent / f"service-{len(started)}.log"
+        # The index file is saved only at shutdown, so a kill leaves it stale: the worst case.
+        env = {"FACEFIND_INDEX_SAVE_SECONDS": "3600"}
+        service = ServiceProcess(data_dir, model_path, yunet_model, log, env)
         started.append(service)
-        service.wait_ready()
-        return service
+        return service.start()
 
     yield start
     for service in started:
-        if service.proc.poll() is None:
-            service.kill()
+        service.kill()

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from service_testing import REPO, free_port
+from service_process import REPO, clean_env, free_port
 
 from service.__main__ import load_settings, parse_args
 
 
 def run_service(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FACEFIND_") or k == "FACEFIND_COMPILE"
-    }
+    env = clean_env()
     cmd = [sys.executable, "-m", "service", "--port", str(free_port()), *args]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -75,11 +70,7 @@ def test_a_gallery_of_another_model_is_one_line_and_exit_2(
 
 
 def test_invalid_settings_are_one_line_and_exit_2() -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FACEFIND_") or k == "FACEFIND_COMPILE"
-    }
+    env = clean_env()
     env["FACEFIND_MAX_UPLOAD_BYTES"] = "lots"
     result = subprocess.run(
         [sys.executable, "-m", "service"], cwd=REPO, env=env, capture_output=True, text=True

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_testing import ServiceProcess, upload
+from service_process import ServiceProcess
+from service_testing import upload
 
 QUERIES = 100
 

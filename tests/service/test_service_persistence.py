@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
-from service_testing import ServiceProcess, SettingsFactory, upload
+from service_process import ServiceProcess
+from service_testing import SettingsFactory, upload
 
 from service.main import create_app
 

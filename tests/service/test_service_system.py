@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from service_testing import LiveServer, ServiceProcess, SettingsFactory, upload
+from service_process import ServiceProcess
+from service_testing import LiveServer, SettingsFactory, upload
 
 from service.main import create_app
 
