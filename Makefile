@@ -19,7 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet -e ".[train,dev]"
 	touch $@
 
-setup: $(VENV)/.installed
+# YuNet (OpenCV model zoo, pinned by checksum). Where it cannot be downloaded, facefind
+# detects with Haar and says so; `python -m indexer fetch-detector --from FILE` installs a copy.
+models/face_detection_yunet.onnx: | $(VENV)/.installed
+	-$(PY) -m indexer fetch-detector
+
+setup: $(VENV)/.installed models/face_detection_yunet.onnx
 
 index: setup
 	$(PY) -m indexer build "$(GALLERY)" --index "$(DATA_DIR)"
@@ -38,6 +43,8 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-teacher.txt benchmarks/
 
 test-deps: $(VENV)/.installed-test
 	bash scripts/install-test-deps.sh
+	# The tests' YuNet is the copy beside the repository (the same bytes as the zoo's).
+	$(PY) -m indexer fetch-detector --from ../shared/models/face_detection_yunet.onnx
 
 test: setup test-deps
 	$(PY) -m ruff check .

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from indexer.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 DATA = SHARED / "data"
@@ -115,9 +117,7 @@ def write_results(results: dict[str, Any], out: Path) -> None:
     """Write atomically and print where: the JSON is what the report is made from."""
     results["load_average_end"] = list(os.getloadavg())
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
-    tmp.replace(out)
+    atomic_write_text(out, json.dumps(results, indent=2, default=_jsonable) + "\n")
     print(f"results written to {out}", file=sys.stderr)
 
 

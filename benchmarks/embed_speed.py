@@ -6,8 +6,10 @@ what one writes first: the network in fp32, contiguous NCHW, eager, ``torch.infe
 ``facefind`` is ``indexer.embedder.Embedder`` as the command-line tools run it (weights
 converted to bf16 where the CPU has native bf16, channels-last, eager); ``facefind-compiled`` is
 the same with ``compile=True``, as the service runs it (torch.compile with frozen weights, one
-graph per batch size, batches padded up to the next one). ``jit-freeze`` (TorchScript trace +
-freeze) is a candidate kept for comparison.
+graph per batch size, batches padded up to the next one). ``CANDIDATES`` lists variants timed
+for comparison only: none at present. (A TorchScript trace + freeze variant was dropped: it
+replaced ``Embedder.model``, but the embedder calls the forward it fixed when it was built, so
+the column it filled measured the eager model.)
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import copy
 import logging
 import statistics
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 EmbedFn = Callable[[list[np.ndarray]], np.ndarray]
 REQUIRED = ("plain-fp32", "facefind", "facefind-compiled")
-CANDIDATES = ("jit-freeze",)
+CANDIDATES: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def make_variant(
     crops: list[np.ndarray],
     compiled: dict[int, Embedder],
 ) -> EmbedFn:
-    """A crops -> vectors function for one variant, warmed up (traced or compiled) already.
+    """A crops -> vectors function for one variant, warmed up (compiled) already.
 
     ``compiled`` keeps one compiled embedder per input size: it has a graph for every batch
     size already, so compiling it again per batch size would only cost time.
@@ -126,20 +127,11 @@ def make_variant(
                 raise RuntimeError("torch.compile failed here (see the log)")
         embedder = compiled[size]
         return lambda c: embedder.embed(c, batch_size=len(c))
-    embedder = Embedder(copy.deepcopy(net), info, str(device))
-    if name == "jit-freeze":
-        example = torch.zeros(
-            len(crops), 3, *crops[0].shape[:2], device=device, dtype=embedder.dtype
-        )
-        example = example.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad(), _autocast(embedder), warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # deprecated, still the fastest path
-            traced = torch.jit.trace(embedder.model, example, check_trace=False)
-            embedder.model = torch.jit.freeze(traced)
-    elif name != "facefind":
+    if name != "facefind":
         raise ValueError(f"unknown variant {name!r}")
+    embedder = Embedder(copy.deepcopy(net), info, str(device))
     fn: EmbedFn = lambda c: embedder.embed(c, batch_size=len(c))  # noqa: E731
-    fn(crops)  # tracing, compiling, oneDNN's first-call primitive creation: all before timing
+    fn(crops)  # oneDNN's first-call primitive creation: before timing
     fn(crops)
     return fn
 
@@ -264,8 +256,3 @@ def _speedups(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def _crops(batch: int, size: int) -> list[np.ndarray]:
     rng = np.random.default_rng(batch * 1000 + size)
     return list(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
-
-
-def _autocast(embedder: Embedder) -> Any:
-    enabled = embedder.dtype != torch.float32
-    return torch.autocast(embedder.device.type, dtype=embedder.dtype, enabled=enabled)

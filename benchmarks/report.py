@@ -31,6 +31,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
     parser.add_argument("--accuracy", type=Path, default=RESULTS / "accuracy.json")
     parser.add_argument("--speed", type=Path, default=RESULTS / "speed.json")
+    parser.add_argument("--gpu", type=Path, default=RESULTS / "gpu.json")
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--img", type=Path, default=IMG)
     return parser.parse_args(argv)
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "http": lambda: http_tables(speed, args.speed, args.img, img),
         "build": lambda: build_table(speed, args.speed),
         "search": lambda: search_tables(speed, args.speed, args.img, img),
+        "gpu": lambda: gpu_section(_load(args.gpu), args.gpu),
     }
     text = args.doc.read_text()
     text = BLOCK.sub(lambda m: m.group(1) + blocks[m.group(2)]().rstrip() + "\n" + m.group(4), text)
@@ -430,6 +432,150 @@ def _provenance(results: dict[str, Any], path: Path) -> str:
 
 
 _CITED: set[str] = set()
+
+
+def gpu_section(results: dict[str, Any] | None, path: Path) -> str:
+    """scripts/gpu-check.sh's figures; a CPU dry run (``--cpu``) is never shown as GPU ones."""
+    on_gpu = bool(results and results.get("device") == "cuda" and results.get("gpu"))
+    if not results or results.get("dry_run") or not on_gpu:
+        dry = (
+            f" The newest `{_rel(path)}` ({results['created']}) is a dry run on the CPU "
+            "(`scripts/gpu-check.sh --cpu`): it shows that the check runs, and holds no GPU "
+            "figures."
+            if results
+            else ""
+        )
+        return (
+            f"**Not yet measured on a GPU.**{dry} On a machine with an NVIDIA GPU: "
+            f"`scripts/gpu-check.sh OUT_DIR`, copy `OUT_DIR/gpu.json` to `{_rel(path)}`, then "
+            "`python -m benchmarks.report`.\n"
+        )
+    gpu, m = results["gpu"], results["machine"]
+    model = results.get("model", {})
+    out = [
+        f"From `{_rel(path)}`, made by `scripts/gpu-check.sh` (`{results['command']}`) on "
+        f"{results['created']}.",
+        f"\n- GPU: {gpu['name']}, {gpu['memory_gib']} GiB, compute capability "
+        f"{gpu['capability']}; CUDA {gpu['cuda']}, PyTorch {gpu['torch']}",
+        f"- CPU: {m['cpu']['model']}, {m['cpu']['cores']} cores; memory {m['memory_gib']} GiB; "
+        f"{m['os']}; Python {m['python']}",
+        f"- Model: **random weights** (speed does not depend on them), {model.get('arch')} "
+        f"{model.get('embedding_dim')}-d at {model.get('input_size')} px, the shipped model's "
+        "shape",
+    ]
+    if results.get("note"):
+        out.insert(0, f"**{results['note']}.**")
+    out += ["", "| target | measured | |", "|---|---|---|"]
+    embed, search, tests = results.get("embed"), results.get("search"), results.get("tests")
+    if embed:
+        t = embed["target"]
+        best = t["best"]
+        out.append(
+            f"| embedder >= {t['faces_per_s']:,.0f} faces/s | {_rate(best['images_per_s'])} "
+            f"({best['variant']}, batch {best['batch']}) | **{_met(t['met'])}** |"
+        )
+    if search:
+        t = search["target"]
+        best = t["best"]
+        figure = (
+            f"{best['backend']} {best['index']} {best['setting']}: "
+            f"{best['query_p50_ms']:.3f} ms, recall {best['recall10']:.3f}"
+            if best
+            else "no setting on the GPU reaches the recall"
+        )
+        out.append(
+            f"| {t['n']:,} vectors < {t['ms']} ms/query at recall@10 >= {t['recall10']} | "
+            f"{figure} | **{_met(t['met'])}** |"
+        )
+    if tests:
+        out.append(
+            f"| tests marked `gpu` pass | {tests.get('passed', 0)} passed, "
+            f"{tests.get('failed', 0) + tests.get('errors', 0)} failed, "
+            f"{tests.get('skipped', 0)} skipped | "
+            f"**{_met(not (tests.get('failed') or tests.get('errors')))}** |"
+        )
+        for case in tests.get("cases", []):
+            if case["outcome"] != "passed":
+                out.append(f"\n- `{case['name']}` {case['outcome']}: {case['message'][:300]}")
+    if embed:
+        out += _gpu_embed(embed)
+    build = results.get("build")
+    if build:
+        gallery = build["gallery"]
+        kind = {"lfw": "LFW", "synthesized": "synthesized images without faces"}[gallery["kind"]]
+        carried = ", a subset carried in .gpu-carry/lfw.tar" if gallery.get("carried") else ""
+        out.append(
+            f"\n**`indexer build`** over {build['images']} photos ({kind}{carried}), the whole "
+            "command timed, decoding and detection on every core:\n"
+        )
+        out += ["| device | images | faces | seconds | images/s |", "|---|---|---|---|---|"]
+        for r in build["runs"]:
+            out.append(
+                f"| {r['device']} | {r['images']} | {r['faces']} | {r['seconds']:.1f} | "
+                f"{r['images_per_s']:.1f} |"
+            )
+    if search:
+        out += _gpu_search(search)
+    for part, error in results.get("errors", {}).items():
+        out.append(f"\n**{part} failed**: {error[:500]}")
+    return "\n".join(out) + "\n"
+
+
+def _gpu_embed(embed: dict[str, Any]) -> list[str]:
+    by = {(r["variant"], r["batch"]): r["images_per_s"] for r in embed["runs"]}
+    cpu = {r["batch"]: r["images_per_s"] for r in embed.get("cpu", {}).get("runs", [])}
+    compile_info = embed.get("compile", {})
+    out = [
+        f"\n**Embedder** on {embed['device']} in {embed['precision']}, channels-last, "
+        f"{embed['input_size']} px, faces/s through `Embedder.embed` (uint8 crops in, vectors "
+        f"back on the host). Compiled: `torch.compile` mode {compile_info.get('mode')}, "
+        f"backend {compile_info.get('backend')}, frozen weights, dynamic batch."
+        + (
+            f" CPU beside: the same eager embedder on this machine's {embed['cpu']['threads']} "
+            f"threads in {embed['cpu']['precision']}."
+            if cpu
+            else ""
+        )
+        + "\n",
+        "| batch | eager | compiled | CPU |",
+        "|---|---|---|---|",
+    ]
+    for batch in sorted({b for _, b in by}):
+        cells = [by.get(("facefind", batch)), by.get(("facefind-compiled", batch)), cpu.get(batch)]
+        out.append(f"| {batch} | " + " | ".join(_rate(c) for c in cells) + " |")
+    if compile_info.get("error"):
+        out.append(f"\nCompiling failed: {compile_info['error'][:300]}")
+    return out
+
+
+def _gpu_search(search: dict[str, Any]) -> list[str]:
+    out = [
+        f"\n**Search** over {search['n']:,} synthetic {search['dim']}-d vectors "
+        f"(alpha {search['alpha']:.2f}, noise {search['noise']:.3f}: {search.get('shape_source')})"
+        f"; recall@10 against exact fp32 search; one query at a time "
+        f"({search['single_queries']} timed) and in a batch of {search['queries']}. "
+        f"IVF: {search['ivf_training']}. FAISS CPU threads: {search['faiss_threads']}.\n",
+        "| backend | device | index | setting | recall@10 | ms/query p50 | ms/query in a batch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in search["rows"]:
+        out.append(
+            f"| {r['backend']} | {r['device']} | {r['index']} | {r['setting']} | "
+            f"{r['recall10']:.3f} | {r['query_p50_ms']:.3f} | {r['batch_ms_per_query']:.4f} |"
+        )
+    for backend, why in search.get("skipped", {}).items():
+        out.append(f"\n{backend} not measured: {why}.")
+    return out
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "not met"
 
 
 def _missing(part: str, command: str) -> str:

@@ -18,24 +18,9 @@ from pathlib import Path
 import cv2
 
 from indexer.decode import read_image_bytes
-from indexer.detect import make_detector
 from indexer.errors import FacefindError
+from indexer.faceflow import FlowSpec
 from indexer.pipeline import FaceMode, FacePipeline, ImageFaces, content_hash
-
-
-@dataclass(frozen=True)
-class PipelineSpec:
-    """Everything a worker needs to rebuild the same pipeline (it must pickle)."""
-
-    detector: str
-    detector_model: Path | None
-    input_size: int
-    max_pixels: int
-    mode: FaceMode = "largest"
-
-    def build(self) -> FacePipeline:
-        detector = make_detector(self.detector, self.detector_model)
-        return FacePipeline(detector, self.input_size, max_pixels=self.max_pixels)
 
 
 @dataclass
@@ -52,10 +37,10 @@ _worker_pipeline: FacePipeline | None = None
 _worker_mode: FaceMode = "largest"
 
 
-def _init_worker(spec: PipelineSpec, parent: int | None = None) -> None:
+def _init_worker(spec: FlowSpec, parent: int | None = None) -> None:
     global _worker_pipeline, _worker_mode
     cv2.setNumThreads(1)
-    _worker_pipeline, _worker_mode = spec.build(), spec.mode
+    _worker_pipeline, _worker_mode = spec.pipeline(), spec.mode
     if parent is not None:
         threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
@@ -95,7 +80,7 @@ def _process(path: Path, known_hash: str | None = None) -> ImageResult:
 
 def process_images(
     paths: Iterable[Path],
-    spec: PipelineSpec,
+    spec: FlowSpec,
     workers: int = 0,
     known_hashes: dict[Path, str] | None = None,
 ) -> Iterator[ImageResult]:

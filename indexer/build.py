@@ -13,10 +13,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from indexer.batch import ImageResult, PipelineSpec, process_images
+from indexer.batch import ImageResult, process_images
 from indexer.embedder import Embedder
-from indexer.pipeline import encode_jpeg
-from indexer.records import NewFace
+from indexer.faceflow import FlowSpec, crops_of, new_faces
 from indexer.store import GalleryStore
 
 log = logging.getLogger(__name__)
@@ -83,25 +82,17 @@ class _Batch:
     def flush(self) -> None:
         if not self.results:
             return
-        with_faces = [r for r in self.results if r.faces is not None]
-        crops = [face.crop for r in with_faces for face in r.faces.faces]
-        vectors = iter(self.embedder.embed(crops, batch_size=self.size))
-        new_faces = [
-            NewFace(
-                vector=next(vectors),
-                source=str(r.path),
-                content_hash=r.content_hash,
-                box=face.box,
-                score=face.score,
-                face_found=face.detected,
-                label=label_for(r.path, self.root),
-                crop_jpeg=encode_jpeg(face.crop),
-            )
-            for r in with_faces
-            for face in r.faces.faces
-        ]
+        images = [r.faces for r in self.results if r.faces is not None]
+        sources = [r for r in self.results if r.faces is not None]
+        vectors = self.embedder.embed(crops_of(images), batch_size=self.size)
+        rows, start = [], 0
+        for result, image in zip(sources, images, strict=True):
+            count = len(image.faces)
+            rows += new_faces(image, vectors[start : start + count], str(result.path),
+                              label_for(result.path, self.root))  # fmt: skip
+            start += count
         files = [(str(r.path), r.size, r.mtime_ns, r.content_hash) for r in self.results]
-        self.store.add(new_faces, files=files)
+        self.store.add(rows, files=files)
         self.results, self.n_faces = [], 0
 
 
@@ -109,7 +100,7 @@ def build_gallery(
     root: Path,
     store: GalleryStore,
     embedder: Embedder,
-    spec: PipelineSpec,
+    spec: FlowSpec,
     batch_size: int = 32,
     workers: int = 0,
     progress: bool = True,

@@ -7,9 +7,7 @@ A checkpoint is a plain dict of tensors, strings and numbers so it loads with
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,8 @@ from typing import Any
 
 import torch
 
+from indexer.align import Alignment
+from indexer.atomic import atomic_open
 from indexer.errors import ModelNotFound
 from indexer.model import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet
 
@@ -37,6 +37,16 @@ class ModelInfo:
     name: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    alignment: Alignment = field(default_factory=Alignment)
+    """How input crops are made; checkpoints from before alignment are box crops."""
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """Calibrated "same person" cosine similarity per false-accept rate (``"0.01"``,
+    ``"0.001"``), measured on labelled faces the model did not train on; empty if unknown."""
+
+    @property
+    def crop_kind(self) -> str:
+        """The crops a gallery of this model holds: its vectors only compare to these."""
+        return self.alignment.describe(self.input_size)
 
 
 def save_checkpoint(
@@ -74,16 +84,8 @@ def save_checkpoint(
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        torch.save(payload, fh)
     return fingerprint(path)
 
 
@@ -146,5 +148,7 @@ def load_checkpoint(path: Path | str) -> tuple[EmbeddingNet, ModelInfo]:
         name=Path(path).name,
         metrics=dict(payload.get("metrics", {})),
         training=dict(payload.get("training", {})),
+        alignment=Alignment.from_dict(payload.get("alignment")),
+        thresholds={str(k): float(v) for k, v in dict(payload.get("thresholds", {})).items()},
     )
     return model, info

@@ -12,12 +12,24 @@ from typing import Any
 
 import numpy as np
 
-from indexer.batch import PipelineSpec, process_images
+from indexer.batch import process_images
 from indexer.build import build_gallery, find_images
 from indexer.defaults import resolve_model
+from indexer.detector_file import install_detector
 from indexer.embedder import Embedder, load_embedder
 from indexer.errors import FacefindError
 from indexer.evaluate import evaluate, read_manifest
+from indexer.faceflow import (
+    FlowSpec,
+    check_space,
+    crops_of,
+    face_dict,
+    flow_spec,
+    match_dict,
+    threshold,
+    vector_space,
+)
+from indexer.pipeline import FaceMode
 from indexer.settings import IndexerSettings
 from indexer.store import DB_NAME, GalleryStore
 from indexer.vector_index import gpus_available
@@ -45,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--format", choices=["json", "challenge"], default="json")
     search.add_argument("--faces", choices=["largest", "all"], default="largest")
     _add_model_options(search)
+
+    fetch = sub.add_parser("fetch-detector", help="install YuNet's model file, checked by hash")
+    fetch.add_argument("--from", dest="source", type=Path, help="a local copy instead of the zoo")
 
     info = sub.add_parser("info", help="describe a store: model, size, index type, device")
     info.add_argument("--index", type=Path, required=True)
@@ -96,12 +111,19 @@ def _embedder(settings: IndexerSettings) -> Embedder:
     return load_embedder(resolve_model(settings.model), settings.device, settings.precision)
 
 
-def _spec(settings: IndexerSettings, embedder: Embedder, mode: str = "largest") -> PipelineSpec:
-    spec = PipelineSpec(
-        settings.detector, settings.detector_model, embedder.input_size, settings.max_pixels, mode
+def _spec(settings: IndexerSettings, embedder: Embedder, mode: FaceMode = "largest") -> FlowSpec:
+    return flow_spec(
+        embedder.info, settings.detector, settings.detector_model, settings.max_pixels, mode
     )
-    spec.build()  # fail now, in one line, on a bad detector or a missing model file
-    return spec
+
+
+def _store(index: Path, embedder: Embedder, spec: FlowSpec, factory: str = "auto") -> GalleryStore:
+    """The gallery, refusing vectors of another model or of other crops."""
+    space = vector_space(embedder.info, spec)
+    if (index / DB_NAME).is_file():
+        with GalleryStore(index) as existing:
+            check_space(existing.model, space)
+    return GalleryStore(index, space, embedder.embedding_dim, factory)
 
 
 def _positive(value: int, name: str) -> int:
@@ -116,9 +138,7 @@ def cmd_build(args: argparse.Namespace, settings: IndexerSettings) -> int:
     _positive(settings.batch_size, "--batch-size")
     embedder = _embedder(settings)
     spec = _spec(settings, embedder, args.faces)
-    with GalleryStore(
-        args.index, embedder.fingerprint, embedder.embedding_dim, settings.index_factory
-    ) as store:
+    with _store(args.index, embedder, spec, settings.index_factory) as store:
         report = build_gallery(
             args.gallery, store, embedder, spec, settings.batch_size, settings.workers
         )
@@ -133,22 +153,18 @@ def cmd_search(args: argparse.Namespace, settings: IndexerSettings) -> int:
     embedder = _embedder(settings)
     spec = _spec(settings, embedder, args.faces)
     paths = _expand(args.queries)
-    with GalleryStore(args.index, embedder.fingerprint, embedder.embedding_dim) as store:
+    same_person_at = threshold(embedder.info)
+    with _store(args.index, embedder, spec) as store:
         results = []
         for result in process_images(paths, spec, settings.workers):
             if result.error is not None or result.faces is None:
                 results.append({"query": str(result.path), "error": result.error})
                 continue
-            vectors = embedder.embed([f.crop for f in result.faces.faces])
-            matches = store.search(vectors, args.k)
+            image = result.faces
+            matches = store.search(embedder.embed(crops_of([image])), args.k)
             faces = [
-                {
-                    "box": list(f.box),
-                    "score": round(f.score, 4),
-                    "detected": f.detected,
-                    "matches": [_match_json(m) for m in face_matches],
-                }
-                for f, face_matches in zip(result.faces.faces, matches, strict=True)
+                face_dict(image, i) | {"matches": [match_dict(m, same_person_at) for m in found]}
+                for i, found in enumerate(matches)
             ]
             results.append({"query": str(result.path), "faces": faces})
     if args.format == "challenge":
@@ -199,7 +215,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: IndexerSettings) -> int:
         manifest=str(args.manifest),
         model=embedder.info.name,
         fingerprint=embedder.fingerprint,
-        detector=settings.detector,
+        detector=spec.detector,
+        crops=spec.crops,
         device=str(embedder.device),
         precision=embedder.precision,
     )
@@ -230,16 +247,15 @@ def _expand(paths: Sequence[Path]) -> list[Path]:
     return out
 
 
-def _match_json(match: Any) -> dict[str, Any]:
-    r = match.record
-    return {
-        "id": r.id,
-        "label": r.label,
-        "similarity": round(match.similarity, 4),
-        "source": r.source,
-        "box": list(r.box),
-        "metadata": r.metadata,
-    }
+def cmd_fetch_detector(args: argparse.Namespace, settings: IndexerSettings) -> int:
+    print(install_detector(args.source))
+    return 0
 
 
-COMMANDS = {"build": cmd_build, "search": cmd_search, "info": cmd_info, "evaluate": cmd_evaluate}
+COMMANDS = {
+    "fetch-detector": cmd_fetch_detector,
+    "build": cmd_build,
+    "search": cmd_search,
+    "info": cmd_info,
+    "evaluate": cmd_evaluate,
+}

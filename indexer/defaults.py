@@ -23,3 +23,10 @@ def resolve_model(model: Path | str | None) -> Path | str:
         "`python -m training train`, or use --model imagenet where torchvision can download "
         "its ImageNet weights."
     )
+
+
+DEFAULT_DETECTOR_MODEL = PROJECT_ROOT / "models" / "face_detection_yunet.onnx"
+"""Where ``make setup`` puts YuNet (OpenCV model zoo, MIT); any copy can be named instead."""
+FETCH_DETECTOR = (
+    "python -m indexer fetch-detector (or set FACEFIND_DETECTOR_MODEL to a copy of the .onnx file)"
+)

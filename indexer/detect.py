@@ -14,15 +14,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from indexer.align import Landmarks
+
 DETECTORS = ("haar", "yunet", "none")
 
 
 @dataclass(frozen=True)
 class Face:
-    """A detected face: box as (x, y, width, height) in image pixels, score in [0, 1]."""
+    """A detected face: box as (x, y, width, height) in image pixels, score in [0, 1], and
+    five landmarks (eyes, nose tip, mouth corners; see ``indexer.align``) where the detector
+    finds them."""
 
     box: tuple[int, int, int, int]
     score: float
+    landmarks: Landmarks | None = None
 
     @property
     def area(self) -> int:
@@ -97,7 +102,20 @@ class YuNetDetector(FaceDetector):
     """No face fits in fewer pixels; YuNet is not even asked (it answers such lines with
     garbage, and can leave garbage for the next image it sees)."""
 
+    PAD = 0.25
+    """A face that fills the photo (a portrait crop, a face chip) touches its borders, where
+    YuNet misses it; a miss is retried once on the photo padded by this share per side."""
+
     def _detect(self, image: np.ndarray) -> list[Face]:
+        faces = self._detect_once(image)
+        height, width = image.shape[:2]
+        if faces or min(height, width) < self.MIN_SIDE:
+            return faces
+        pad = round(self.PAD * max(height, width))
+        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        return [_shift(face, -pad, width, height) for face in self._detect_once(padded)]
+
+    def _detect_once(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
         if min(height, width) < self.MIN_SIDE:
             return []
@@ -106,7 +124,14 @@ class YuNetDetector(FaceDetector):
         if rows is None:
             return []
         rows = rows[np.isfinite(rows).all(axis=1)]  # thin or noisy inputs give infinite boxes
-        return [Face(_clip_box(r[:4], width, height), float(r[14])) for r in rows]
+        return [
+            Face(
+                _clip_box(r[:4], width, height),
+                float(r[14]),
+                tuple((float(r[4 + 2 * i]), float(r[5 + 2 * i])) for i in range(5)),
+            )
+            for r in rows
+        ]
 
 
 class WholeImageDetector(FaceDetector):
@@ -146,8 +171,21 @@ def _clip_box(box: np.ndarray, width: int, height: int) -> tuple[int, int, int, 
     return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 
+def _shift(face: Face, offset: int, width: int, height: int) -> Face:
+    """A face found in a padded photo, in the photo's own pixels."""
+    x, y, w, h = face.box
+    box = _clip_box(np.array([x + offset, y + offset, w, h], np.float64), width, height)
+    landmarks = None
+    if face.landmarks is not None:
+        landmarks = tuple((px + offset, py + offset) for px, py in face.landmarks)
+    return Face(box, face.score, landmarks)
+
+
 def _rescale(face: Face, factor: float, width: int, height: int) -> Face:
     if factor == 1.0:
         return face
     box = np.array(face.box, dtype=np.float64) * factor
-    return Face(_clip_box(box, width, height), face.score)
+    landmarks = None
+    if face.landmarks is not None:
+        landmarks = tuple((x * factor, y * factor) for x, y in face.landmarks)
+    return Face(_clip_box(box, width, height), face.score, landmarks)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from indexer.errors import FacefindError, UnreadableImage
+from indexer.ranking import ranking_metrics
 from indexer.vector_index import VectorIndex
 
 ROLES = ("query", "gallery", "distractor")
-TOP_K = (1, 5, 10)
 
 
 @dataclass(frozen=True)
@@ -59,17 +59,7 @@ def retrieval_metrics(
     ids = np.arange(len(gallery_vectors), dtype=np.int64)
     index = VectorIndex.build(ids, gallery_vectors, gallery_vectors.shape[1], "Flat", use_gpu=False)
     _, order = index.search(query_vectors, len(gallery_vectors))
-    gallery = np.asarray(gallery_identities)
-    hits = gallery[order] == np.asarray(query_identities)[:, None]
-    metrics = {f"top{k}": float(hits[:, :k].any(axis=1).mean()) for k in TOP_K}
-    ranks = np.arange(1, hits.shape[1] + 1)
-    precision_at_hit = np.cumsum(hits, axis=1) / ranks
-    relevant = hits.sum(axis=1)
-    ap = np.where(
-        relevant > 0, (precision_at_hit * hits).sum(axis=1) / np.maximum(relevant, 1), 0.0
-    )
-    metrics["mAP"] = float(ap.mean())
-    return metrics
+    return ranking_metrics(order, query_identities, gallery_identities)
 
 
 def evaluate(

@@ -15,9 +15,10 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from indexer.align import BOX, Alignment, Landmarks, align_face
 from indexer.crop import DEFAULT_MARGIN, crop_face, whole_image_box
 from indexer.decode import DEFAULT_MAX_PIXELS, decode_image, read_image_bytes
-from indexer.detect import FaceDetector, largest_face
+from indexer.detect import Face, FaceDetector, largest_face
 from indexer.records import Box
 
 FaceMode = Literal["largest", "all"]
@@ -31,6 +32,7 @@ class FaceCrop:
     score: float
     detected: bool
     crop: np.ndarray
+    landmarks: Landmarks | None = None
 
 
 @dataclass
@@ -53,11 +55,13 @@ class FacePipeline:
         input_size: int,
         margin: float = DEFAULT_MARGIN,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        alignment: Alignment = BOX,
     ) -> None:
         self.detector = detector
         self.input_size = input_size
         self.margin = margin
         self.max_pixels = max_pixels
+        self.alignment = alignment
 
     def from_bytes(
         self, data: bytes, name: str = "image", mode: FaceMode = "largest", fallback: bool = True
@@ -84,15 +88,19 @@ class FacePipeline:
         if mode == "largest":
             best = largest_face(found)
             found = [best] if best is not None else []
-        crops = [
-            FaceCrop(f.box, f.score, True, crop_face(image, f.box, self.input_size, self.margin))
-            for f in found
-        ]
+        crops = [FaceCrop(f.box, f.score, True, self.crop(image, f), f.landmarks) for f in found]
         if not crops and fallback:
             box = whole_image_box(image)
             crops = [FaceCrop(box, 0.0, False, crop_face(image, box, self.input_size, margin=0.0))]
         height, width = image.shape[:2]
         return ImageFaces(crops, width, height, content_hash="")
+
+    def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The embedder's input: aligned by the landmarks where the model was trained on
+        aligned faces and the detector gives them, else a square box crop."""
+        if self.alignment.kind == "template" and face.landmarks is not None:
+            return align_face(image, face.landmarks, self.input_size, self.alignment.template)
+        return crop_face(image, face.box, self.input_size, self.margin)
 
 
 def content_hash(data: bytes) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 Box = tuple[int, int, int, int]
+Landmarks = list[tuple[float, float]]
+"""Five (x, y) points in image pixels: eyes, nose tip, mouth corners, as the detector gives them."""
 
 
 @dataclass
@@ -24,10 +26,13 @@ class NewFace:
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
     crop_jpeg: bytes | None = None
+    landmarks: Landmarks | None = None
 
 
 @dataclass
 class FaceRecord:
+    """A stored face as read back; ``landmarks`` is None for faces stored without them."""
+
     id: str
     label: str | None
     source: str
@@ -38,9 +43,12 @@ class FaceRecord:
     metadata: dict[str, Any]
     model: str
     created: float
+    landmarks: Landmarks | None = None
 
 
 @dataclass
 class Match:
+    """One search hit: a stored face and its cosine similarity to the query."""
+
     record: FaceRecord
     similarity: float

@@ -12,7 +12,8 @@ class IndexerSettings(BaseSettings):
 
     model: str | None = None
     """Checkpoint path, or ``imagenet``; the shipped default model when unset."""
-    detector: str = "haar"
+    detector: str = "yunet"
+    """YuNet (five landmarks, aligned faces); Haar where its model file is not installed."""
     detector_model: Path | None = None
     device: str = "auto"
     precision: str = "auto"

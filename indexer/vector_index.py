@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from indexer.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -143,17 +143,9 @@ class VectorIndex:
         return self._searcher().search(vectors, k)
 
     def save(self, path: Path) -> None:
-        """Atomic: write a temp file, fsync, rename over the old one."""
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            faiss.write_index(self._cpu, tmp)
-            with Path(tmp).open("rb+") as fh:
-                os.fsync(fh.fileno())
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Atomic: a reader (or a restart after a kill) sees the old file or the new one."""
+        with atomic_path(path) as tmp:
+            faiss.write_index(self._cpu, str(tmp))
 
     def _searcher(self) -> faiss.Index:
         if self._want_gpu and self._gpu is None and self.ntotal:

@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--detector", choices=["haar", "yunet", "none"], help="face detector")
     parser.add_argument("--detector-model", type=Path, help="model file of the yunet detector")
+    parser.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="where the embedder runs (default auto)"
+    )
     return parser.parse_args(argv)
 
 
@@ -49,6 +52,36 @@ def load_settings(args: argparse.Namespace) -> ServiceSettings:
         if value is not None and name in ServiceSettings.model_fields
     }
     return ServiceSettings(**overrides)
+
+
+class _DropMessages(logging.Filter):
+    """Drops records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def configure_logging(level: str) -> None:
+    """One line per start-up stage, and nothing that looks like an error when nothing is wrong.
+
+    Must run before FAISS is imported: its loader logs, at INFO, a ModuleNotFoundError for each
+    CPU-specific build it tries before the one this machine has. torch logs "No CUDA runtime
+    is found" when torch.compile first loads its C++ toolchain, also on machines with no GPU
+    at all. Both are normal; a real failure of either still surfaces as an exception.
+    """
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if level == "debug":
+        return  # everything, for whoever asks
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    # A filter on the logger itself: torch resets the levels of its loggers when it configures
+    # its own logging, but keeps their filters.
+    logging.getLogger("torch.utils.cpp_extension").addFilter(_DropMessages("No CUDA runtime"))
 
 
 class _HideStartupTraceback(logging.Filter):
@@ -71,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"facefind: error: invalid settings: {problems}", file=sys.stderr)
         return USAGE_ERROR
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     from service.main import create_app  # torch and the rest load only when serving, not for --help
 
     app = create_app(settings)

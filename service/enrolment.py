@@ -17,7 +17,8 @@ from typing import Any
 from fastapi import UploadFile
 
 from indexer.errors import FacefindError, NoFaceFound
-from indexer.pipeline import FaceMode, content_hash, encode_jpeg
+from indexer.faceflow import new_faces
+from indexer.pipeline import FaceMode, content_hash
 from indexer.records import FaceRecord, NewFace
 from service.engine import Engine
 from service.errors import status_for
@@ -85,22 +86,9 @@ async def _prepare(engine: Engine, upload: UploadFile, options: EnrolOptions) ->
     start = time.perf_counter()
     vectors = await engine.batcher.embed([face.crop for face in image.faces])
     engine.metrics.observe_stages({"embed": time.perf_counter() - start})
-    jpegs = await engine.offload(lambda: [encode_jpeg(face.crop) for face in image.faces])
-    faces = [
-        NewFace(
-            vector=vector,
-            source=name,
-            content_hash=digest,
-            box=face.box,
-            score=face.score,
-            face_found=face.detected,
-            label=options.label,
-            metadata=dict(options.metadata),
-            id=options.id if i == 0 else None,
-            crop_jpeg=jpeg,
-        )
-        for i, (face, vector, jpeg) in enumerate(zip(image.faces, vectors, jpegs, strict=True))
-    ]
+    faces = await engine.offload(new_faces, image, vectors, name, options.label, options.metadata)
+    if faces:
+        faces[0].id = options.id
     return _Prepared(name, digest, faces, [])
 
 

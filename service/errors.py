@@ -1,4 +1,4 @@
-"""How the core's errors read over HTTP: one status per kind of problem."""
+"""How errors read over HTTP: one status and one wording per kind of problem."""
 
 from __future__ import annotations
 
@@ -38,3 +38,21 @@ def status_for(exc: FacefindError) -> int:
         if isinstance(exc, kind):
             return status
     return 400
+
+
+def no_such_entry(id: str) -> str:
+    """The one sentence of a 404 for a gallery id, whichever route or layer noticed it."""
+    return f"There is no gallery entry with id {id!r}."
+
+
+def too_many_files(limit: int) -> str:
+    return f"At most {limit} images can be sent in one request."
+
+
+def sentence(text: str) -> str:
+    """A core message (``no gallery entry with id 'x'``) as the API's other sentences read."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "?", "!")) else f"{text}."

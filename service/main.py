@@ -13,9 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -30,6 +35,16 @@ from service.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
+VENDOR = "/static/vendor"
+"""Swagger UI and ReDoc, served from the package (see static/vendor/README.md): /docs and
+/redoc work with no network, as nothing else in facefind needs one at run time."""
+FAVICON = "/static/favicon.svg"
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; worker-src 'self' blob:"
+)
+"""The docs pages may load nothing from elsewhere: ReDoc's sidebar would fetch its maker's logo
+from cdn.redoc.ly (no option turns it off); the browser now skips it and hides the image."""
 VERSION = "0.1.0"
 DESCRIPTION = """
 Self-hosted face search. Enrol photos into a gallery (`POST /gallery`), then search it with a
@@ -54,6 +69,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             app.state.startup_error = str(exc)
             raise
         app.state.engine = engine
+        engine.start_compiling()
         saver = asyncio.create_task(engine.save_index_periodically())
         try:
             yield
@@ -67,6 +83,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version=VERSION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = None
@@ -91,4 +109,49 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def web_page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon")
+
+    add_docs(app)
     return app
+
+
+def add_docs(app: FastAPI) -> None:
+    """/docs and /redoc as FastAPI would serve them, but with the assets of the package
+    instead of a CDN (FastAPI's "self-hosting JavaScript and CSS for docs" recipe)."""
+    oauth2_redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    def prefix(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = prefix(request)
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - API",
+            oauth2_redirect_url=f"{root}{oauth2_redirect}",
+            swagger_js_url=f"{root}{VENDOR}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{VENDOR}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{root}{FAVICON}",
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = prefix(request)
+        page = get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - API",
+            redoc_js_url=f"{root}{VENDOR}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{FAVICON}",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -15,6 +15,14 @@ Box = Annotated[
     Field(description="Face box in image pixels: x, y, width, height (EXIF rotation applied)."),
 ]
 Metadata = Annotated[dict[str, Any], Field(description="Free-form JSON object of the caller's.")]
+Landmarks = Annotated[
+    list[tuple[float, float]] | None,
+    Field(
+        description="Five [x, y] points in image pixels: right eye, left eye, nose tip, right "
+        "and left mouth corners (the person's right first). Null where the detector gives "
+        "none (Haar, a whole-image entry).",
+    ),
+]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MAX_METADATA_DEPTH = 32
 MAX_METADATA_BYTES = 64 * 1024
@@ -47,6 +55,13 @@ class ErrorPublic(BaseModel):
     detail: str = Field(description="What went wrong, in a sentence for a person.")
 
 
+EmbedderState = Literal["eager", "compiling", "compiled"]
+EMBEDDER_STATE = (
+    "Which embedder serves: `eager`; `compiling` (the eager one serves while the compiled one "
+    "is built in the background, for a few minutes after start-up); `compiled`."
+)
+
+
 class RejectedPublic(BaseModel):
     file: str = Field(description="The uploaded file's name.")
     detail: str = Field(description="Why it was not used.")
@@ -59,6 +74,7 @@ class GalleryEntryPublic(BaseModel):
     source: str = Field(description="The file the face came from (name as uploaded or indexed).")
     content_hash: str = Field(description="SHA-256 of the source file's bytes.")
     box: Box
+    landmarks: Landmarks
     score: float = Field(description="Detection score in [0, 1]; 0 for a whole-image entry.")
     face_found: bool = Field(description="False when the whole image was indexed, no face found.")
     metadata: Metadata
@@ -83,6 +99,16 @@ class GalleryAddPublic(BaseModel):
     added: list[AddedEntryPublic] = Field(description="One entry per stored (or existing) face.")
     rejected: list[RejectedPublic] = Field(
         description="Files that were not added: unreadable, too large, or without a face."
+    )
+
+
+class NothingAddedPublic(ErrorPublic):
+    """``POST /gallery`` when every file was rejected: an error status, the reasons kept."""
+
+    rejected: list[RejectedPublic] = Field(
+        default_factory=list,
+        description="Every file sent, with why it was not added (absent when the request as a "
+        "whole was refused, e.g. too large).",
     )
 
 
@@ -115,14 +141,21 @@ class MatchPublic(BaseModel):
     id: str
     label: str | None
     similarity: float = Field(description="Cosine similarity in [-1, 1]; higher is more alike.")
+    same_person: bool | None = Field(
+        description="Whether the similarity reaches the model's calibrated same-person "
+        "threshold (at most 1 in 100 pairs of different people do); null for a model that "
+        "was not calibrated."
+    )
     source: str
     box: Box
+    landmarks: Landmarks
     metadata: Metadata
     image_url: str = Field(description="The matched face's stored crop.")
 
 
 class QueryFacePublic(BaseModel):
     box: Box
+    landmarks: Landmarks
     score: float = Field(description="Detection score in [0, 1]; 0 when the whole image is used.")
     detected: bool = Field(description="False when no face was found and the whole image is used.")
     matches: list[MatchPublic] = Field(
@@ -161,6 +194,9 @@ class HealthPublic(BaseModel):
 class ReadyPublic(BaseModel):
     ready: bool
     detail: str
+    embedder: EmbedderState | None = Field(
+        None, description=EMBEDDER_STATE + " Null when not ready."
+    )
 
 
 class ModelPublic(BaseModel):
@@ -171,12 +207,23 @@ class ModelPublic(BaseModel):
     input_size: int
     device: str
     precision: str
-    compiled: bool = Field(description="Whether the embedder runs through torch.compile.")
+    compiled: bool = Field(
+        description="Whether the embedder serving now runs through torch.compile."
+    )
     metrics: dict[str, Any] = Field(description="What the checkpoint reports about itself.")
+    alignment: str = Field(
+        description="How the model's input crops are made: 'template' (five landmarks aligned "
+        "to a template) or 'box' (a square crop around the detected box)."
+    )
+    thresholds: dict[str, float] = Field(
+        description="Calibrated same-person cosine similarity per false-accept rate "
+        "('0.01', '0.001'); empty for a model that was not calibrated."
+    )
 
 
 class InfoPublic(BaseModel):
     model: ModelPublic
+    embedder: EmbedderState = Field(description=EMBEDDER_STATE)
     detector: str
     index_type: str = Field(description="The FAISS index factory string, e.g. Flat.")
     index_on_gpu: bool

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Literal
 
 from fastapi import UploadFile
 
 from indexer.errors import FacefindError
+from indexer.faceflow import face_dict, match_dict, threshold
 from indexer.pipeline import FaceMode
 from indexer.records import Match
 from service.engine import Engine
@@ -22,9 +24,13 @@ from service.schemas import (
 )
 from service.uploads import read_upload, upload_name
 
+MinSimilarity = float | Literal["auto"] | None
+"""A number, ``auto`` (the model's calibrated same-person similarity; none if uncalibrated)
+or None (every one of the k nearest)."""
+
 
 async def query_upload(
-    engine: Engine, upload: UploadFile, k: int, mode: FaceMode, min_similarity: float | None
+    engine: Engine, upload: UploadFile, k: int, mode: FaceMode, min_similarity: MinSimilarity
 ) -> QueryPublic:
     """Every face (or the largest) of one image and its nearest gallery faces.
 
@@ -41,14 +47,14 @@ async def query_upload(
     end = time.perf_counter()
     stages = {**image.timings, "embed": search_start - embed_start, "search": end - search_start}
     engine.metrics.observe_stages(stages)
+    same_person_at = threshold(engine.embedder.info)
+    floor = same_person_at if min_similarity == "auto" else min_similarity
     faces = [
         QueryFacePublic(
-            box=face.box,
-            score=face.score,
-            detected=face.detected,
-            matches=[_match(m) for m in found if _close_enough(m, min_similarity)],
+            **face_dict(image, i),
+            matches=[_match(m, same_person_at) for m in found if _close_enough(m, floor)],
         )
-        for face, found in zip(image.faces, matches, strict=True)
+        for i, found in enumerate(matches)
     ]
     timings = {f"{stage}_ms": seconds * 1000.0 for stage, seconds in stages.items()}
     return QueryPublic(
@@ -67,7 +73,7 @@ async def query_uploads(
     uploads: list[UploadFile],
     k: int,
     mode: FaceMode,
-    min_similarity: float | None,
+    min_similarity: MinSimilarity,
 ) -> QueryBatchPublic:
     """Several images at once: they share embedder batches; a bad one fails only itself."""
     outcomes = await asyncio.gather(
@@ -93,14 +99,7 @@ def _close_enough(match: Match, min_similarity: float | None) -> bool:
     return min_similarity is None or match.similarity >= min_similarity
 
 
-def _match(match: Match) -> MatchPublic:
-    record = match.record
+def _match(match: Match, same_person_at: float | None) -> MatchPublic:
     return MatchPublic(
-        id=record.id,
-        label=record.label,
-        similarity=match.similarity,
-        source=record.source,
-        box=record.box,
-        metadata=record.metadata,
-        image_url=f"/gallery/{record.id}/image",
+        **match_dict(match, same_person_at), image_url=f"/gallery/{match.record.id}/image"
     )

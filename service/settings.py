@@ -16,14 +16,16 @@ class ServiceSettings(BaseSettings):
     """Checkpoint path, or ``imagenet``; the shipped default model when unset."""
     data_dir: Path = Path("data")
     """The gallery store: the same directory `python -m indexer build --index DIR` writes."""
-    detector: Literal["haar", "yunet", "none"] = "haar"
+    detector: Literal["haar", "yunet", "none"] = "yunet"
+    """YuNet (landmarks, aligned faces) from models/ or ``detector_model``; Haar where its
+    file is not installed (said once at start-up)."""
     detector_model: Path | None = None
     device: str = "auto"
     precision: str = "auto"
     compile: bool = True
-    """torch.compile the embedder at start-up (CPU): about 30 s more start-up on 2 cores and
-    0.5 GB more memory for 2-3x the eager speed on small batches; falls back to eager where it
-    cannot compile."""
+    """torch.compile the embedder (CPU) in the background after start-up: the eager embedder
+    serves meanwhile (one to four minutes on 2 cores), then the compiled one, 2-3x faster on
+    small batches, for about 0.5 GB more memory; stays eager where it cannot compile."""
     index_factory: str = "auto"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

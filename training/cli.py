@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from indexer.errors import FacefindError
+from training.distill_settings import DistillSettings
 from training.settings import TrainSettings
 
 EXIT_USAGE = 2
@@ -34,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     teach.add_argument("crops", type=Path, help="crops made by `prepare`")
     teach.add_argument("--out", type=Path, required=True, help="folder for the targets")
     teach.add_argument("--workers", type=int, default=1, help="processes; 0 = one per core")
+
+    pk = sub.add_parser("pack", help="aligned crops and 0095 teacher targets in shards")
+    pk.add_argument("src", type=Path, nargs="+", help="identity folders, or a flat folder")
+    pk.add_argument("--out", type=Path, required=True, help="the pack folder")
+    pk.add_argument("--detector-model", type=Path, required=True, help="YuNet's .onnx file")
+    pk.add_argument("--teacher-model", type=Path, required=True, help="the 0095 model's .xml")
+    pk.add_argument("--workers", type=int, default=0, help="processes; 0 = one per core")
+    pk.add_argument("--threads", type=int, default=1, help="teacher threads")
 
     train = sub.add_parser("train", help="train an embedder on prepared crops")
     train.add_argument(
@@ -75,10 +85,41 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(flag, type=kind)
     train.add_argument("--resume", action="store_true", default=None, help="continue from last.pt")
 
+    tr = sub.add_parser("travel", help="a pack as one small file, for a GPU machine")
+    tr.add_argument("pack", type=Path, nargs="+", help="pack folders")
+    tr.add_argument("--out", type=Path, required=True, help="the .npz file to write")
+    tr.add_argument("--max-mib", type=float, default=48.0, help="size budget in MiB")
+    tr.add_argument("--size", type=int, default=80, help="crop side in pixels")
+
+    distill = sub.add_parser("distill", help="teach a ResNet50 the teacher's vectors of packs")
+    add_settings_flags(distill, DistillSettings, required={"pack", "out"})
+
     export = sub.add_parser("export", help="a run's checkpoint as a small half-precision model")
     export.add_argument("checkpoint", type=Path)
     export.add_argument("dest", type=Path)
     return parser
+
+
+def add_settings_flags(
+    parser: argparse.ArgumentParser, settings: type[BaseSettings], required: set[str]
+) -> None:
+    """One flag per settings field, typed and documented by the field itself: the settings
+    class is the one list of options (environment variables and flags alike)."""
+    for name, field in settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        doc = (field.description or "").split(". ")[0]
+        kind = str(field.annotation)
+        if field.annotation is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=doc)
+        elif "list" in kind:
+            parser.add_argument(flag, type=Path, nargs="+", required=name in required, help=doc)
+        else:
+            caster: type = str
+            for word, cast in (("Path", Path), ("int", int), ("float", float)):
+                if word in kind:
+                    caster = cast
+                    break
+            parser.add_argument(flag, type=caster, required=name in required, help=doc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,12 +133,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             size = export(args.checkpoint, args.dest)
             print(f"wrote {args.dest} ({size / 1e6:.1f} MB)")
             return 0
+        if args.command == "pack":
+            from training.pack import pack
+
+            report = pack(args.src, args.out, args.detector_model, args.teacher_model,
+                          workers=args.workers, threads=args.threads)  # fmt: skip
+            print(report.summary())
+            return 0
+        if args.command == "travel":
+            from training.travel import write_travel
+
+            print(write_travel(args.pack, args.out, args.max_mib, args.size))
+            return 0
         if args.command == "teach":
             from training.teach import teach
 
             print(teach(args.crops, args.out, args.workers).summary())
             return 0
         flags.pop("command")
+        if args.command == "distill":
+            from training.distill_run import distill
+
+            if flags.get("resume"):
+                flags = saved_settings(args.out, DistillSettings) | flags
+            print(distill(DistillSettings(**flags)))
+            return 0
         if flags.get("resume"):
             flags = saved_settings(args.out) | flags
         settings = TrainSettings(**flags)
@@ -129,15 +189,15 @@ def _prepare(src: Path, out: Path, settings: TrainSettings) -> int:
     return 0
 
 
-NOT_CARRIED = ("time_limit", "resume")
+NOT_CARRIED = ("time_limit", "resume", "max_steps", "threads", "device")
 """Settings of one invocation, not of the run: a resumed run gets a fresh time budget."""
 
 
-def saved_settings(out: Path) -> dict[str, Any]:
+def saved_settings(out: Path, kind: type[BaseSettings] = TrainSettings) -> dict[str, Any]:
     """A run's saved settings, so ``--resume`` needs no flags but those that change."""
     path = out / "config.json"
     if not path.is_file():
         return {}
     saved = json.loads(path.read_text())
-    names = TrainSettings.model_fields.keys() - set(NOT_CARRIED)
+    names = kind.model_fields.keys() - set(NOT_CARRIED)
     return {k: v for k, v in saved.items() if k in names and v is not None}

@@ -11,7 +11,8 @@ MAX_BYTES = 50_000_000
 
 
 def export(checkpoint: Path, dest: Path, max_bytes: int = MAX_BYTES) -> int:
-    """Weights in fp16, optimiser and resume state dropped; returns the file's size."""
+    """Weights in fp16, optimiser and resume state dropped, alignment and calibration kept;
+    returns the file's size."""
     model, info = load_checkpoint(checkpoint)
     payload = read_checkpoint(checkpoint)
     training = dict(info.training) | {
@@ -27,6 +28,7 @@ def export(checkpoint: Path, dest: Path, max_bytes: int = MAX_BYTES) -> int:
         metrics=info.metrics,
         training=training,
         half=True,
+        extra={"alignment": info.alignment.to_dict(), "thresholds": info.thresholds},
     )
     size = dest.stat().st_size
     if size > max_bytes:

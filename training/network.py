@@ -77,7 +77,12 @@ class WarmupCosine:
         self.total = total
 
     def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / (self.warmup + 1)
         progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return lr_factor(step, self.warmup, progress)
+
+
+def lr_factor(step: int, warmup: int, progress: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine to 1% as ``progress`` goes 0 to 1."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, progress))))

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import cv2
 
+from indexer.align import ALIGN_0095, BOX
 from indexer.errors import FacefindError
+from indexer.faceflow import FlowSpec
 from training.faces import crop_faces
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,10 @@ def prepare(
         writer = csv.writer(fh)
         writer.writerow(["crop", "identity", "source", "face_found", "x", "y", "w", "h"])
         paths = [p for p, _ in pairs]
-        for result in crop_faces(paths, detector, detector_model, size, workers, "prepare"):
+        # YuNet's landmarks align each face to the teacher's template; Haar crops a box.
+        alignment = ALIGN_0095 if detector == "yunet" else BOX
+        spec = FlowSpec(detector, detector_model, size, alignment)
+        for result in crop_faces(paths, spec, workers, "prepare"):
             if result.crop is None:
                 report.unreadable.append(f"{result.path}: {result.error}")
                 continue

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from indexer.atomic import atomic_open
 from indexer.errors import FacefindError
 from training.data import read_crops
 from training.prepare import CROPS_CSV
@@ -104,9 +105,8 @@ def _save(out: Path, vectors: dict[str, np.ndarray], failed: dict[str, str]) -> 
     """Written beside and renamed over, so an interrupted save never loses what was done."""
     paths = np.array(sorted(vectors), dtype=str)
     matrix = np.stack([vectors[p] for p in paths]) if len(paths) else np.zeros((0, TEACHER_DIM))
-    tmp = out / f".{TARGETS}.tmp.npz"
-    np.savez(tmp, paths=paths, vectors=matrix.astype(np.float32))
-    tmp.replace(out / TARGETS)
+    with atomic_open(out / TARGETS) as fh:
+        np.savez(fh, paths=paths, vectors=matrix.astype(np.float32))
     lines = "".join(f"{rel}\t{why}\n" for rel, why in sorted(failed.items()))
     (out / FAILED).write_text(lines)
 

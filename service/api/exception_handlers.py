@@ -13,8 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexer.errors import FacefindError
-from service.errors import status_for
+from indexer.errors import Conflict, FacefindError, NotFound
+from service.errors import no_such_entry, sentence, status_for
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,22 @@ PLAIN = {
 }
 
 
-async def facefind_error(_: Request, exc: Exception) -> JSONResponse:
+async def facefind_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FacefindError)
     status = status_for(exc)
     if status >= 500:
         log.error("%s", exc)
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+    return JSONResponse({"detail": describe(exc, request)}, status_code=status)
+
+
+def describe(exc: FacefindError, request: Request | None = None) -> str:
+    """The core's message, worded as the service words the same kind of error elsewhere."""
+    entry_id = request.path_params.get("id") if request is not None else None
+    if isinstance(exc, NotFound) and isinstance(entry_id, str):
+        return no_such_entry(entry_id)
+    if isinstance(exc, NotFound | Conflict):
+        return sentence(str(exc))
+    return str(exc)
 
 
 async def http_error(_: Request, exc: Exception) -> JSONResponse:

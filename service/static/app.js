@@ -72,36 +72,98 @@ async function refreshInfo() {
 
 // ------------------------------------------------------------------ search view
 
+let querySeq = 0; // only the latest query may draw: an older answer can arrive later
+
 async function runQuery(file) {
+  const seq = ++querySeq;
   showMessage("");
-  const params = new URLSearchParams({ k: $("#query-k").value || "10", faces: $("#query-faces").value });
+  clearQuery();
+  const mode = $("#query-faces").value;
+  const params = new URLSearchParams({ k: $("#query-k").value || "10", faces: mode });
   if ($("#query-min").value !== "") params.set("min_similarity", $("#query-min").value);
   const form = new FormData();
   form.append("image", file);
-  $("#photo-img").src = URL.createObjectURL(file);
-  $("#photo").hidden = false;
+  // Shown only once the browser has decoded it: never a broken-image icon.
+  const shown = await showPhoto(file);
+  if (seq !== querySeq) return;
   $("#photo-caption").textContent = "searching…";
-  $("#results").replaceChildren();
   try {
     const result = await api(`/query?${params}`, { method: "POST", body: form });
-    drawFaces(result);
+    if (seq !== querySeq) return;
+    if (!shown) showPlaceholder(result.width, result.height);
+    drawFaces(result, mode);
   } catch (error) {
-    $("#photo-caption").textContent = "";
+    if (seq !== querySeq) return;
+    clearQuery();
     showMessage(error.message);
   }
 }
 
-function drawFaces(result) {
+function clearQuery() {
+  // Nothing of the previous photo may survive: boxes, heading, cards, caption.
+  $("#photo").hidden = true;
+  $("#photo-frame").querySelectorAll(".face-box").forEach((box) => box.remove());
+  $("#photo-frame").classList.remove("placeholder");
+  $("#photo-frame").style.aspectRatio = "";
+  $("#photo-caption").textContent = "";
+  $("#results-title").hidden = true;
+  $("#results-title").textContent = "";
+  $("#results").replaceChildren();
+}
+
+async function showPhoto(file) {
+  const img = $("#photo-img");
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(file);
+  try {
+    await img.decode();
+    img.hidden = false;
+    $("#photo").hidden = false;
+    return true;
+  } catch (error) {
+    img.removeAttribute("src");
+    img.hidden = true;
+    return false;
+  }
+}
+
+function showPlaceholder(width, height) {
+  // A format the server reads but the browser does not (TIFF, PGM): boxes on a grey frame.
+  $("#photo-frame").classList.add("placeholder");
+  $("#photo-frame").style.aspectRatio = `${width} / ${height}`;
+  $("#photo").hidden = false;
+}
+
+function verdict(face) {
+  // "unknown" when no match is the same person: by the API's same_person where it says so,
+  // else by there being no match at all (min_similarity, or an empty gallery).
+  const judged = face.matches.filter((m) => typeof m.same_person === "boolean");
+  if (!face.matches.length) return { unknown: true, judged: false };
+  if (!judged.length) return { unknown: false, judged: false };
+  const same = judged.find((m) => m.same_person);
+  return { unknown: !same, judged: true, label: same ? same.label : null };
+}
+
+function drawFaces(result, mode) {
   const frame = $("#photo-frame");
-  frame.querySelectorAll(".face-box").forEach((box) => box.remove());
   result.faces.forEach((face, index) => {
     const [x, y, w, h] = face.box;
-    const box = element("button", {
-      type: "button",
-      class: face.detected ? "face-box" : "face-box whole",
-      title: face.detected ? `face ${index + 1}, score ${face.score.toFixed(2)}` : "no face found: whole image",
-      onclick: () => selectFace(result, index),
-    });
+    const { unknown } = verdict(face);
+    const name = `Face ${index + 1}`;
+    const box = element(
+      "button",
+      {
+        type: "button",
+        class: ["face-box", face.detected ? "" : "whole", unknown ? "unknown" : ""].join(" ").trim(),
+        title: face.detected
+          ? `${name}, score ${face.score.toFixed(2)}${unknown ? ", unknown" : ""}`
+          : "no face found: whole image",
+        "aria-label": name,
+        "data-face": String(index + 1),
+        onclick: () => selectFace(result, index),
+      },
+      element("span", { class: "face-num" }, String(index + 1)),
+    );
     Object.assign(box.style, {
       left: `${(100 * x) / result.width}%`,
       top: `${(100 * y) / result.height}%`,
@@ -111,8 +173,9 @@ function drawFaces(result) {
     frame.append(box);
   });
   const t = result.timings;
+  const only = mode === "largest" && result.face_found ? " (the largest only; choose Faces: all for every face)" : "";
   $("#photo-caption").textContent =
-    `${result.faces.length} face(s)${result.face_found ? "" : " (none detected: whole image searched)"} · ` +
+    `${result.faces.length} face(s)${only}${result.face_found ? "" : " (none detected: whole image searched)"} · ` +
     `${t.total_ms.toFixed(0)} ms (decode ${t.decode_ms.toFixed(0)}, detect ${t.detect_ms.toFixed(0)}, ` +
     `embed ${t.embed_ms.toFixed(0)}, search ${t.search_ms.toFixed(0)})`;
   if (result.faces.length) selectFace(result, 0);
@@ -121,27 +184,31 @@ function drawFaces(result) {
 function selectFace(result, index) {
   document.querySelectorAll(".face-box").forEach((box, i) => box.classList.toggle("selected", i === index));
   const matches = result.faces[index].matches;
+  const { unknown, judged, label } = verdict(result.faces[index]);
+  const name = `Face ${index + 1}`;
+  let title;
+  if (!matches.length) title = `${name}: unknown (no gallery face is similar enough, or the gallery is empty)`;
+  else if (unknown) title = `${name}: unknown (nobody in the gallery is the same person); the most similar faces`;
+  else if (judged) title = `${name}: ${label || "an unlabelled gallery person"}; ${matches.length} most similar gallery faces`;
+  else title = `${name}: ${matches.length} most similar gallery faces`;
   $("#results-title").hidden = false;
-  $("#results-title").textContent = matches.length
-    ? `Face ${index + 1}: ${matches.length} most similar gallery faces`
-    : `Face ${index + 1}: no match (unknown person, or an empty gallery)`;
+  $("#results-title").textContent = title;
+  $("#results-title").classList.toggle("unknown", unknown);
   $("#results").replaceChildren(...matches.map(matchCard));
 }
 
 function matchCard(match) {
   const img = element("img", { alt: match.label || "unlabelled face" });
   thumbnail(match.image_url).then((url) => (img.src = url)).catch(() => img.classList.add("missing"));
-  return element(
-    "figure",
-    { class: "card match", title: match.source },
-    img,
-    element(
-      "figcaption",
-      {},
-      element("strong", {}, match.label || "—"),
-      element("span", { class: "similarity" }, match.similarity.toFixed(3)),
-    ),
+  const same = match.same_person === true ? " same" : match.same_person === false ? " other" : "";
+  const caption = element(
+    "figcaption",
+    {},
+    element("strong", {}, match.label || "—"),
+    element("span", { class: "similarity" }, match.similarity.toFixed(3)),
   );
+  if (match.same_person === true) caption.append(element("span", { class: "badge" }, "same person"));
+  return element("figure", { class: `card match${same}`, title: match.source }, img, caption);
 }
 
 // ------------------------------------------------------------------ gallery view
@@ -149,6 +216,7 @@ function matchCard(match) {
 async function enrol(event) {
   event.preventDefault();
   showMessage("");
+  $("#enrol-report").textContent = "";
   const files = $("#enrol-files").files;
   if (!files.length) return;
   const form = new FormData();
@@ -247,6 +315,7 @@ async function deleteLabel() {
 // ------------------------------------------------------------------ wiring
 
 function showView(name) {
+  showMessage(""); // a banner belongs to the view it was raised in
   document.querySelectorAll(".tab").forEach((tab) => tab.classList.toggle("active", tab.dataset.view === name));
   document.querySelectorAll(".view").forEach((view) => (view.hidden = view.id !== `view-${name}`));
   if (name === "gallery") loadGallery();
@@ -255,7 +324,11 @@ function showView(name) {
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => showView(tab.dataset.view)));
   $("#key-button").addEventListener("click", () => askForKey() && refreshInfo());
-  $("#query-file").addEventListener("change", (event) => event.target.files[0] && runQuery(event.target.files[0]));
+  $("#query-file").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    event.target.value = ""; // so that choosing the same photo again (other options) searches again
+    if (file) runQuery(file);
+  });
   const drop = $("#drop");
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();

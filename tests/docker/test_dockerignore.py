@@ -134,3 +134,22 @@ def package_files(folder: Path) -> list[str]:
 @pytest.mark.parametrize("path", ["models/facefind-resnet50.pt", "models/README.md", "models"])
 def test_only_the_shipped_model_goes_in_from_models(path: str, patterns: list[Pattern]) -> None:
     assert in_context(path, patterns)
+
+
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        ("docker/local/README.md", True),
+        ("docker/local/torch-2.14.1-cp311-cp311-manylinux_2_28_x86_64.whl", True),
+        ("docker/local/torchvision-0.29.1-cp311-cp311-manylinux_2_28_x86_64.whl", True),
+        ("docker/local/face_detection_yunet.onnx", True),
+        ("docker/local/other-model.onnx", False),
+        ("docker/local/notes.txt", False),
+        ("docker/e2e_figures.py", False),
+    ],
+)
+def test_offline_build_inputs_and_nothing_else_of_docker_local(
+    path: str, sent: bool, patterns: list[Pattern]
+) -> None:
+    """docker/local/ (bind-mounted by RUN --mount) carries only what offline builds take."""
+    assert in_context(path, patterns) is sent

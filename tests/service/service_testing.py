@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -12,6 +13,17 @@ import uvicorn
 
 from service.main import create_app
 from service.settings import ServiceSettings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+"""Headless Chromium as root on a machine with no network (see the browser tests)."""
 
 SettingsFactory = Callable[..., ServiceSettings]
 """The ``settings_factory`` fixture: settings over a fresh data directory."""
@@ -57,3 +69,11 @@ class LiveServer:
 
 def upload(path: Path, field: str = "images", name: str | None = None) -> tuple[str, tuple]:
     return (field, (name or path.name, path.read_bytes(), "image/jpeg"))
+
+
+def screenshot(page: object, name: str) -> None:
+    """Kept for a person to look at when FACEFIND_SCREENSHOTS names a directory."""
+    target = os.environ.get("FACEFIND_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / name), full_page=True)  # type: ignore[attr-defined]

@@ -88,6 +88,32 @@ def test_bad_files_are_reported_per_file_and_do_not_fail_the_others(
     assert client.get("/gallery").json()["count"] == 1
 
 
+def test_nothing_added_is_an_error_that_keeps_the_reasons(
+    client: TestClient, faces: dict[str, list[Path]], blank_png: bytes
+) -> None:
+    """A 200 would read as success to a script; the status is the files' own when shared."""
+    junk = ("images", ("notes.jpg", b"these are not pixels", "image/jpeg"))
+    sky = ("images", ("sky.png", blank_png, "image/png"))
+    alone = client.post("/gallery", files=[junk])
+    assert alone.status_code == 415, alone.text
+    assert alone.json()["rejected"][0]["file"] == "notes.jpg"
+    assert alone.json()["detail"].startswith("No photo was added: notes.jpg: not an image")
+    mixed = client.post("/gallery", files=[junk, sky], data={"label": "nobody"})
+    assert mixed.status_code == 422, mixed.text
+    body = mixed.json()
+    assert [(r["file"], r["status"]) for r in body["rejected"]] == [
+        ("notes.jpg", 415),
+        ("sky.png", 422),
+    ]
+    assert "notes.jpg" in body["detail"] and "sky.png: no face found" in body["detail"]
+    assert client.get("/gallery").json()["count"] == 0
+    again = [upload(faces["madonna"][0])]
+    assert client.post("/gallery", files=again).status_code == 200
+    assert client.post("/gallery", files=again).json()["added"][0]["duplicate"] is True
+    spec = client.get("/openapi.json").json()["paths"]["/gallery"]["post"]
+    assert "rejected" in str(spec["responses"]["422"]) and "415" in spec["responses"]
+
+
 def test_whole_image_can_be_indexed_when_no_face_is_found(
     client: TestClient, blank_png: bytes
 ) -> None:

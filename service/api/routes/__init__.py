@@ -1,10 +1,16 @@
 """One APIRouter per resource, and the error responses their OpenAPI description declares."""
 
-from typing import Any
+from typing import Any, Literal
 
 from service.schemas import ErrorPublic
 
 Responses = dict[int | str, dict[str, Any]]
+
+FacesMode = Literal["largest", "all"]
+"""``faces`` of ``POST /query``, ``/query/batch`` and ``/gallery``, and of the web page: the
+default is ``largest`` everywhere. A label or an id names one person, so enrolling must default
+to one face per photo; the same default for searching keeps one rule for the whole API (and its
+answers as they were), and the web page offers ``all`` one click away."""
 
 _WHY = {
     400: "The request body could not be parsed.",

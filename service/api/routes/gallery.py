@@ -6,10 +6,12 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Response, UploadFile
+from fastapi.responses import JSONResponse
 
 from service.api.deps import EngineDep, require_api_key
-from service.api.routes import BY_ID, PROTECTED, UPLOAD, errors
+from service.api.routes import BY_ID, PROTECTED, UPLOAD, FacesMode, errors
 from service.enrolment import EnrolOptions, enrol
+from service.errors import no_such_entry, too_many_files
 from service.schemas import (
     ID_PATTERN,
     DeletedPublic,
@@ -17,6 +19,7 @@ from service.schemas import (
     GalleryEntryPublic,
     GalleryEntryUpdate,
     GalleryPublic,
+    NothingAddedPublic,
     check_metadata,
 )
 
@@ -31,8 +34,25 @@ EntryId = Annotated[str, Path(description="A gallery entry's id.")]
 Label = Annotated[str | None, Form(min_length=1, max_length=200, description="Who this is.")]
 
 
+NOTHING_ADDED = {
+    status: {
+        "model": NothingAddedPublic,
+        "description": f"{why} When no file at all was added, `rejected` lists every file with "
+        "its reason; the status is theirs when they share one, else 422.",
+    }
+    for status, why in (
+        (413, "The request or every file is too large, or has too many pixels."),
+        (415, "No file is an image facefind can read."),
+        (422, "A parameter is invalid, or no file had a face."),
+    )
+}
+
+
 @router.post(
-    "", response_model=GalleryAddPublic, responses={**UPLOAD, **errors(409)}, summary="Add photos"
+    "",
+    response_model=GalleryAddPublic,
+    responses={**UPLOAD, **errors(409), **NOTHING_ADDED},
+    summary="Add photos",
 )
 async def add_faces(
     engine: EngineDep,
@@ -45,26 +65,44 @@ async def add_faces(
         str | None, Form(pattern=ID_PATTERN, description="Your id, for a single image only.")
     ] = None,
     faces: Annotated[
-        Literal["largest", "all"], Query(description="Add the largest face or all.")
+        FacesMode,
+        Query(
+            description="Add the largest face of each photo (a label names one person), or "
+            "every face."
+        ),
     ] = "largest",
     if_no_face: Annotated[
         Literal["reject", "whole_image"],
         Query(description="With no face found: reject the file, or index the whole image."),
     ] = "reject",
-) -> GalleryAddPublic:
+) -> GalleryAddPublic | JSONResponse:
     """Detect, embed and store faces; answered only once they are on disk.
 
     A file that cannot be read or has no face is listed under ``rejected`` with the status it
-    would have had alone, and the other files are still added. The same bytes sent again are
-    not stored twice: their existing entries come back in ``added`` with ``duplicate: true``
-    (label and metadata unchanged; use ``PATCH`` to change them).
+    would have had alone, and the other files are still added. When no file at all was added,
+    the answer is an error (their common status, or 422) with ``rejected`` kept in the body.
+    The same bytes sent again are not stored twice: their existing entries come back in
+    ``added`` with ``duplicate: true`` (label and metadata unchanged; use ``PATCH`` to change
+    them).
     """
     if id is not None and (len(images) > 1 or faces == "all"):
         raise HTTPException(422, "An id can only be given for a single image with faces=largest.")
     if len(images) > engine.settings.max_files:
-        raise HTTPException(422, f"At most {engine.settings.max_files} images can be sent at once.")
+        raise HTTPException(422, too_many_files(engine.settings.max_files))
     options = EnrolOptions(label, _json_object(metadata), id, faces, if_no_face == "whole_image")
-    return await enrol(engine, images, options)
+    result = await enrol(engine, images, options)
+    if not result.added:
+        return nothing_added(result)
+    return result
+
+
+def nothing_added(result: GalleryAddPublic) -> JSONResponse:
+    """Every file was rejected: a 200 would read as success to a script that checks the status."""
+    statuses = {r.status for r in result.rejected}
+    status = statuses.pop() if len(statuses) == 1 else 422
+    reasons = "; ".join(r.detail for r in result.rejected)
+    body = NothingAddedPublic(detail=f"No photo was added: {reasons}", rejected=result.rejected)
+    return JSONResponse(body.model_dump(), status_code=status)
 
 
 @router.get("", response_model=GalleryPublic, summary="List gallery faces")
@@ -137,7 +175,7 @@ async def update_face(
 )
 async def delete_face(engine: EngineDep, id: EntryId) -> DeletedPublic:
     if not await engine.write(engine.store.remove, [id]):
-        raise HTTPException(404, f"There is no gallery entry with id {id!r}.")
+        raise HTTPException(404, no_such_entry(id))
     return DeletedPublic(deleted=1)
 
 

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 
 from service.api.deps import EngineDep, require_api_key
-from service.api.routes import PROTECTED, UPLOAD
+from service.api.routes import PROTECTED, UPLOAD, FacesMode
+from service.errors import too_many_files
 from service.schemas import QueryBatchPublic, QueryPublic
 from service.searching import query_upload, query_uploads
 
@@ -17,27 +18,48 @@ router = APIRouter(
 
 K = Annotated[int, Query(ge=1, le=100, description="How many gallery faces to return per face.")]
 Faces = Annotated[
-    Literal["largest", "all"],
+    FacesMode,
     Query(description="Search for the largest face only, or for every face in the image."),
 ]
-MinSimilarity = Annotated[
-    float | None,
-    Query(
-        ge=-1.0,
-        le=1.0,
-        description="Leave out gallery faces less similar than this. A face whose best match "
-        "is below it comes back with no matches: an unknown person.",
-    ),
-]
+
+
+def min_similarity_floor(
+    min_similarity: Annotated[
+        str,
+        Query(
+            description="Leave out gallery faces less similar than this: `auto` (the default) "
+            "is the model's calibrated same-person similarity (at most 1 in 100 pairs of "
+            "different people reach it; no floor for a model without calibration), a number "
+            "in [-1, 1] sets it, `none` returns all k. A face with no match left is an "
+            "unknown person.",
+            examples=["auto", "0.5", "none"],
+        ),
+    ] = "auto",
+) -> float | Literal["auto"] | None:
+    if min_similarity in ("auto", "none"):
+        return None if min_similarity == "none" else "auto"
+    try:
+        value = float(min_similarity)
+    except ValueError:
+        value = float("nan")
+    if not -1.0 <= value <= 1.0:
+        raise HTTPException(
+            422,
+            f"min_similarity must be auto, none or a number from -1 to 1, not {min_similarity!r}",
+        )
+    return value
+
+
+MinSimilarity = Annotated[float | Literal["auto"] | None, Depends(min_similarity_floor)]
 
 
 @router.post("", response_model=QueryPublic, responses=UPLOAD, summary="Search with one photo")
 async def query(
     engine: EngineDep,
     image: Annotated[UploadFile, File(description="A photo; the format is read from its bytes.")],
+    min_similarity: MinSimilarity,
     k: K = 10,
     faces: Faces = "largest",
-    min_similarity: MinSimilarity = None,
 ) -> QueryPublic:
     """Detect faces, embed them and return the most similar gallery faces, best first.
 
@@ -53,15 +75,12 @@ async def query(
 async def query_batch(
     engine: EngineDep,
     images: Annotated[list[UploadFile], File(description="One or more photos.")],
+    min_similarity: MinSimilarity,
     k: K = 10,
     faces: Faces = "largest",
-    min_similarity: MinSimilarity = None,
 ) -> QueryBatchPublic:
     """Like ``POST /query`` for each image; an unreadable one is listed under ``rejected``
     (with the status it would have had alone) and does not fail the others."""
     if len(images) > engine.settings.max_files:
-        raise HTTPException(
-            422,
-            f"At most {engine.settings.max_files} images can be sent in one request.",
-        )
+        raise HTTPException(422, too_many_files(engine.settings.max_files))
     return await query_uploads(engine, images, k, faces, min_similarity)

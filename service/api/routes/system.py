@@ -25,11 +25,16 @@ async def health() -> HealthPublic:
     summary="The model and the gallery are loaded",
 )
 async def ready(request: Request) -> ReadyPublic | JSONResponse:
+    """Ready as soon as the eager embedder is loaded; ``embedder`` says whether the compiled
+    one is still being built (``compiling``) or serves (``compiled``)."""
     engine = getattr(request.app.state, "engine", None)
     if engine is None or not engine.ready:
         body = ReadyPublic(ready=False, detail="starting up or shutting down")
         return JSONResponse(body.model_dump(), status_code=503)
-    return ReadyPublic(ready=True, detail="model and gallery index loaded")
+    detail = "model and gallery index loaded"
+    if engine.embedder_state == "compiling":
+        detail += "; serving with the eager embedder while the compiled one is built"
+    return ReadyPublic(ready=True, detail=detail, embedder=engine.embedder_state)
 
 
 @router.get("/info", response_model=InfoPublic, summary="The model, the index and the gallery")
@@ -46,9 +51,12 @@ async def info(engine: EngineDep) -> InfoPublic:
         precision=embedder.precision,
         compiled=embedder.compiled,
         metrics=embedder.info.metrics,
+        alignment=embedder.info.alignment.kind,
+        thresholds=embedder.info.thresholds,
     )
     return InfoPublic(
         model=model,
+        embedder=engine.embedder_state,
         detector=engine.settings.detector,
         index_type=store.index_type,
         index_on_gpu=store.on_gpu,

@@ -1,0 +1,196 @@
+"""pack (aligned crops + 0095 teacher targets) and distill (the resumable student run),
+end to end on five-celebrity with the real YuNet and the real teacher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from indexer.align import ALIGN_0095
+from indexer.checkpoint import load_checkpoint
+from training.cli import main
+from training.distill_data import DistillData
+from training.distill_settings import DistillSettings
+from training.pack import pack
+from training.pack_files import FAILED, PackMeta, load_packs
+from training.teacher_losses import cosine_loss, relational_loss
+
+SHARED_MODELS = Path(__file__).resolve().parents[3] / "shared" / "models"
+TEACHER = SHARED_MODELS / "face-reidentification-retail-0095.FP16.xml"
+TINY = ("--arch", "resnet18", "--image-size", "40", "--sizes", "32:0.5,40:0.5",
+        "--total-images", "96", "--batch-size", "16", "--ids-per-batch", "2",
+        "--val-every", "48", "--val-share", "0.5", "--warmup-steps", "1",
+        "--threads", "2")  # fmt: skip
+
+pytest.importorskip("openvino")
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, yunet_model: Path) -> Path:
+    out = tmp_path_factory.mktemp("pack")
+    report = pack([shared_data / "five-celebrity"], out, yunet_model, TEACHER, workers=1)
+    assert report.packed >= 90 and report.shards_made == 1
+    return out
+
+
+def test_pack_holds_aligned_crops_and_both_views(packed: Path) -> None:
+    data = load_packs([packed])
+    assert data.crops.shape[1:] == (128, 128, 3) and data.crops.dtype == np.uint8
+    assert data.targets.shape == (len(data.crops), 2, 256)
+    norms = np.linalg.norm(data.targets.astype(np.float32), axis=-1)
+    assert np.allclose(norms, 1.0, atol=1e-2)
+    assert PackMeta.load(packed).aligned == ALIGN_0095
+    assert all(i.startswith("five-celebrity/") for i in data.identities)
+    # the teacher knows these people: a crop's nearest other crop is mostly the same person
+    vectors = data.targets[:, 0].astype(np.float32)
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -1)
+    assert (data.identities[sims.argmax(1)] == data.identities).mean() > 0.9
+    # mirrored views are close to, but not, the same vector
+    cos = (data.targets[:, 0].astype(np.float32) * data.targets[:, 1]).sum(1)
+    assert 0.6 < cos.mean() < 0.999
+
+
+def test_pack_resumes_without_redoing_shards(
+    packed: Path, shared_data: Path, yunet_model: Path
+) -> None:
+    before = (packed / "shard-00000.npz").stat().st_mtime_ns
+    report = pack([shared_data / "five-celebrity"], packed, yunet_model, TEACHER, workers=1)
+    assert report.shards_made == 0
+    assert (packed / "shard-00000.npz").stat().st_mtime_ns == before
+    assert (packed / FAILED).is_file()
+
+
+def test_pack_refuses_bad_sources(
+    tmp_path: Path, shared_data: Path, yunet_model: Path, capsys
+) -> None:
+    missing = tmp_path / "nope"
+    args = ["pack", str(missing), "--out", str(tmp_path / "p"), "--detector-model",
+            str(yunet_model), "--teacher-model", str(TEACHER)]  # fmt: skip
+    assert main(args) == 2
+    assert "source folder not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    args[1] = str(tmp_path / "empty")
+    assert main(args) == 2
+    assert "no images in" in capsys.readouterr().err
+    args[1] = str(shared_data / "five-celebrity")
+    args[args.index("--teacher-model") + 1] = str(tmp_path / "teacher.xml")
+    assert main(args) == 2
+    assert "teacher model not found" in capsys.readouterr().err
+
+
+def test_batches_are_a_function_of_the_step(packed: Path) -> None:
+    data = DistillData(load_packs([packed]), 0.5, seed=3)
+    one, again = data.batch(7, 16, 2, 3), data.batch(7, 16, 2, 3)
+    assert torch.equal(one.index, again.index) and torch.equal(one.mirrored, again.mirrored)
+    assert not torch.equal(one.index, data.batch(8, 16, 2, 3).index)
+    assert set(one.index.tolist()) <= set(data.train.tolist())
+    assert not set(data.train) & set(data.val)
+    labelled = one.labels >= 0
+    pairs = min(2, len(data.groups))
+    assert labelled.sum() == 2 * pairs and len(set(one.labels[labelled].tolist())) == pairs
+    targets = data.targets.numpy()
+    assert np.allclose(np.linalg.norm(targets, axis=-1), 1.0, atol=1e-4)
+
+
+def test_losses_against_brute_force() -> None:
+    torch.manual_seed(0)
+    s = torch.nn.functional.normalize(torch.randn(6, 8), dim=1)
+    t = torch.nn.functional.normalize(torch.randn(6, 8), dim=1)
+    brute_cos = sum(1 - float(torch.dot(s[i], t[i])) for i in range(6)) / 6
+    assert cosine_loss(s, t).item() == pytest.approx(brute_cos, abs=1e-6)
+    pairs = [(i, j) for i in range(6) for j in range(6) if i != j]
+    brute_rel = sum((float(s[i] @ s[j]) - float(t[i] @ t[j])) ** 2 for i, j in pairs) / len(pairs)
+    assert relational_loss(s, t).item() == pytest.approx(brute_rel, abs=1e-6)
+    assert relational_loss(s, s).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_distill_writes_a_calibrated_aligned_checkpoint_and_resumes(
+    packed: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    assert main(["distill", "--pack", str(packed), "--out", str(out), *TINY,
+                 "--max-steps", "4"]) == 0  # fmt: skip
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["progress"]["step"] == 4 and state["progress"]["images"] == 64
+    assert (out / "metrics.csv").is_file() and (out / "curve.png").is_file()
+    assert main(["distill", "--pack", str(packed), "--out", str(out), "--resume"]) == 0
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["progress"]["step"] == 6  # 96 images of 16: the schedule's end
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,images,minutes,size") and len(rows) >= 3
+    _, info = load_checkpoint(out / "best.pt")
+    assert info.alignment == ALIGN_0095 and info.input_size == 40
+    assert set(info.thresholds) == {"0.01", "0.001"}
+    assert -1.0 <= info.thresholds["0.01"] <= info.thresholds["0.001"] <= 1.0
+    assert info.training["images_seen"] > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["total_images"] == 96
+
+
+def test_distill_bad_input_is_one_line(packed: Path, tmp_path: Path, capsys) -> None:
+    assert main(["distill", "--pack", str(packed), "--out", str(tmp_path / "r"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["distill", "--pack", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "is not a pack" in capsys.readouterr().err
+    args = ["distill", "--pack", str(packed), "--out", str(tmp_path / "r2"), "--sizes", "32:1"]
+    assert main(args) == 2
+    assert "--sizes must end at --image-size" in capsys.readouterr().err
+
+
+def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FACEFIND_DISTILL_TOTAL_IMAGES", "1234")
+    monkeypatch.setenv("FACEFIND_DISTILL_PACK", f"{tmp_path}/a,{tmp_path}/b")
+    s = DistillSettings()
+    assert s.total_images == 1234 and s.pack == [tmp_path / "a", tmp_path / "b"]
+    assert s.size_at(0.0) == 64 and s.size_at(0.99) == 96
+
+
+def test_travel_file_fits_its_budget_and_trains(packed: Path, tmp_path: Path) -> None:
+    """The GPU recipe's data: one small file, read by distill like a pack folder."""
+    travel = tmp_path / "travel.npz"
+    assert main(["travel", str(packed), "--out", str(travel), "--max-mib", "0.15",
+                 "--size", "64"]) == 0  # fmt: skip
+    assert travel.stat().st_size <= 0.15 * 2**20
+    small, full = load_packs([travel]), load_packs([packed])
+    assert small.crops.shape[1:] == (64, 64, 3) and 20 < len(small.crops) < len(full.crops)
+    assert PackMeta.load(packed).aligned == small.meta.aligned
+    by_identity = {}
+    for i, identity in enumerate(full.identities):
+        by_identity.setdefault(str(identity), []).append(full.targets[i].astype(np.float32))
+    for i in range(5):  # each travelling target is one of its identity's, to 8 bits
+        best = max(float((t * small.targets[i].astype(np.float32)).sum(-1).min())
+                   for t in by_identity[str(small.identities[i])])  # fmt: skip
+        assert best > 0.995
+    out = tmp_path / "run"
+    assert main(["distill", "--pack", str(travel), "--out", str(out), *TINY,
+                 "--max-steps", "2", "--device", "cpu"]) == 0  # fmt: skip
+    assert (out / "last.pt").is_file()
+
+
+def test_gpu_recipe_runs_on_the_cpu_at_tiny_size(packed: Path, tmp_path: Path) -> None:
+    """scripts/gpu-train.sh --cpu: travel pack in, a model in parts of <= 15 MiB out."""
+    import os
+    import subprocess
+    import sys
+
+    travel = tmp_path / "travel.npz"
+    assert main(["travel", str(packed), "--out", str(travel), "--size", "48"]) == 0
+    out = tmp_path / "out"
+    env = os.environ | {"FACEFIND_GPU_PACK": str(travel), "PYTHON": sys.executable,
+                        "TMPDIR": str(tmp_path)}  # fmt: skip
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(["bash", str(repo / "scripts" / "gpu-train.sh"), str(out), "--cpu"],
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    parts = sorted(out.glob("model.pt.part-*"))
+    assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"".join(p.read_bytes() for p in parts))
+    _, info = load_checkpoint(model)
+    assert info.alignment == ALIGN_0095 and set(info.thresholds) == {"0.01", "0.001"}
+    assert (out / "metrics.csv").is_file() and (out / "SHA256SUMS").is_file()
