@@ -8,6 +8,9 @@ PIP := $(PY) -m pip
 GALLERY ?= gallery
 DATA_DIR ?= data
 PORT ?= 8000
+# PyTorch's CPU-only wheels, where this machine reaches PyTorch's index:
+#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 
 .PHONY: setup run index serve test test-deps lint format clean
 
@@ -15,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# torch first, pinned to the releases this machine carries (a range would pull a CUDA build)
-	$(PIP) install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PIP) install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.14.1" "torchvision==0.29.1"
 	$(PIP) install --quiet -e ".[train,dev]"
 	touch $@
 

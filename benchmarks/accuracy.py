@@ -63,6 +63,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (five-celebrity)")
     parser.add_argument("--out", type=Path, default=RESULTS / "accuracy.json")
     parser.add_argument("--note", default="", help="recorded with the results, e.g. 'CPU shared'")
+    parser.add_argument(
+        "--peer-from",
+        type=Path,
+        help="with --systems facefind: carry face_recognition's rows over from this earlier "
+        "results file (they do not depend on facefind's model), marked with its date",
+    )
     return parser.parse_args(argv)
 
 
@@ -114,9 +120,20 @@ def _run_sets(
                     entry["systems"].append(row)
             else:
                 entry["systems"].append(_peer(name, rows, args.peer_workers))
+        entry["systems"] += _carried_peer(args, name)
         results["sets"][name] = entry
         _print_set(name, entry)
         write_results(results, args.out)  # after every set: a late failure keeps the rest
+
+
+def _carried_peer(args: argparse.Namespace, name: str) -> list[dict[str, Any]]:
+    """The peer's rows of an earlier run, where this run does not measure the peer."""
+    if args.peer_from is None or peer.NAME in args.systems:
+        return []
+    earlier = json.loads(args.peer_from.read_text())
+    rows = earlier.get("sets", {}).get(name, {}).get("systems", [])
+    when = earlier.get("created") or str(args.peer_from)
+    return [r | {"carried_from": when} for r in rows if r.get("system") == peer.NAME]
 
 
 def _model(model: str | None, quick: bool) -> tuple[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--accuracy", type=Path, default=RESULTS / "accuracy.json")
     parser.add_argument("--speed", type=Path, default=RESULTS / "speed.json")
     parser.add_argument("--gpu", type=Path, default=RESULTS / "gpu.json")
+    parser.add_argument("--clustering", type=Path, default=RESULTS / "clustering.json")
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--img", type=Path, default=IMG)
     return parser.parse_args(argv)
@@ -51,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "build": lambda: build_table(speed, args.speed),
         "search": lambda: search_tables(speed, args.speed, args.img, img),
         "gpu": lambda: gpu_section(_load(args.gpu), args.gpu),
+        "clustering": lambda: clustering_tables(_load(args.clustering), args.clustering),
     }
     text = args.doc.read_text()
     text = BLOCK.sub(lambda m: m.group(1) + blocks[m.group(2)]().rstrip() + "\n" + m.group(4), text)
@@ -576,6 +578,53 @@ def _rate(value: float | None) -> str:
 
 def _met(ok: bool) -> str:
     return "met" if ok else "not met"
+
+
+def clustering_tables(results: dict[str, Any] | None, path: Path) -> str:
+    """Grouping faces into persons: quality on a labelled set scored as unlabelled, and speed."""
+    if not results:
+        return _missing("clustering", "python -m benchmarks.clustering")
+    s = results["set"]
+    out = [
+        _provenance(results, path),
+        "",
+        f"`{s['name']}`: {s['faces']} faces of {s['identities']} people "
+        f"({s['identities_with_min_faces']} with at least the minimum of faces per person).",
+        "",
+        "| system | method | threshold | pairwise P | pairwise R | BCubed F1 | persons found / true | unassigned | cluster s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["systems"]:
+        if "skipped" in r:
+            out.append(f"| {r['system']} | not run: {r['skipped']} ||||||||")
+            continue
+        cut = (
+            f"{r['threshold']:.3f} ({r['threshold_from']})"
+            if "threshold" in r
+            else "0.5 (Euclidean)"
+        )
+        method = r["method"] + (f", min {r['min_faces']} faces" if "min_faces" in r else "")
+        out.append(
+            f"| {r['system']} | {method} | {cut} | {r['pairwise_precision']:.3f} | "
+            f"{r['pairwise_recall']:.3f} | {r['bcubed_f1']:.3f} | {r['persons']} / "
+            f"{r['true_persons']} | {r['unassigned_share']:.0%} | {r['cluster_s']:.2f} |"
+        )
+    peers = [r for r in results["systems"] if "encode_s" in r]
+    if peers:
+        out.append(
+            f"\nface_recognition's encoding of the {s['faces']} photos took "
+            f"{peers[0]['encode_s']:.0f} s (face found in {peers[0]['face_found']:.0%})."
+        )
+    out += ["", "| faces (synthetic) | system | seconds | BCubed F1 |", "|---|---|---|---|"]
+    for r in results.get("speed", []):
+        if "skipped" in r:
+            out.append(f"| {r['faces']:,} | {r['system']} | not run: {r['skipped']} | |")
+        else:
+            out.append(
+                f"| {r['faces']:,} | {r['system']} ({r['dim']}-d) | {r['seconds']:.1f} | "
+                f"{r['bcubed_f1']:.3f} |"
+            )
+    return "\n".join(out) + "\n"
 
 
 def _missing(part: str, command: str) -> str:

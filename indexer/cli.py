@@ -31,7 +31,7 @@ from indexer.faceflow import (
 )
 from indexer.pipeline import FaceMode
 from indexer.settings import IndexerSettings
-from indexer.store import DB_NAME, GalleryStore
+from indexer.store import DB_NAME, GalleryStore, store_exists
 from indexer.vector_index import gpus_available
 
 log = logging.getLogger("indexer")
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(build)
     build.add_argument("--faces", choices=["largest", "all"], default="largest")
     build.add_argument("--index-factory", help="FAISS index: auto (default) or a factory string")
+    _add_store_option(build)
 
     search = sub.add_parser("search", help="top-k gallery faces for query images")
     search.add_argument("queries", nargs="+", type=Path, help="image files or folders")
@@ -57,19 +58,36 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--format", choices=["json", "challenge"], default="json")
     search.add_argument("--faces", choices=["largest", "all"], default="largest")
     _add_model_options(search)
+    _add_store_option(search)
 
     fetch = sub.add_parser("fetch-detector", help="install YuNet's model file, checked by hash")
     fetch.add_argument("--from", dest="source", type=Path, help="a local copy instead of the zoo")
 
     info = sub.add_parser("info", help="describe a store: model, size, index type, device")
     info.add_argument("--index", type=Path, required=True)
+    _add_store_option(info)
 
     ev = sub.add_parser("evaluate", help="top-1/5/10 and mAP on a benchmark manifest")
     ev.add_argument("manifest", type=Path, help="CSV with columns path,identity,role")
     ev.add_argument("--root", type=Path, required=True, help="folder the manifest's paths are in")
     ev.add_argument("--json", type=Path, dest="json_out", help="also write the figures here")
     _add_model_options(ev)
+
+    cl = sub.add_parser("cluster", help="group the gallery's faces into persons")
+    cl.add_argument("--index", type=Path, required=True)
+    cl.add_argument("--full", action="store_true", help="re-cluster every face, not just new ones")
+    cl.add_argument("--min-faces", type=int, default=3, help="fewest faces of a person")
+    cl.add_argument("--threshold", type=float, help="same-person cosine (default: the model's)")
+    cl.add_argument("--model", help="checkpoint the gallery was built with (its threshold)")
     return parser
+
+
+def _add_store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store-url",
+        help="postgresql://user@host:port/db: the gallery on a PostgreSQL server; --index then "
+        "only caches the search index (default: SQLite in --index)",
+    )
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +122,7 @@ def _settings(args: argparse.Namespace) -> IndexerSettings:
     }
     flags["precision"] = getattr(args, "precision", None)
     flags["index_factory"] = getattr(args, "index_factory", None)
+    flags["store_url"] = getattr(args, "store_url", None)
     return IndexerSettings(**{k: v for k, v in flags.items() if v is not None})
 
 
@@ -117,13 +136,15 @@ def _spec(settings: IndexerSettings, embedder: Embedder, mode: FaceMode = "large
     )
 
 
-def _store(index: Path, embedder: Embedder, spec: FlowSpec, factory: str = "auto") -> GalleryStore:
+def _store(
+    index: Path, embedder: Embedder, spec: FlowSpec, factory: str = "auto", url: str | None = None
+) -> GalleryStore:
     """The gallery, refusing vectors of another model or of other crops."""
     space = vector_space(embedder.info, spec)
-    if (index / DB_NAME).is_file():
-        with GalleryStore(index) as existing:
+    if store_exists(index, url):
+        with GalleryStore(index, store_url=url) as existing:
             check_space(existing.model, space)
-    return GalleryStore(index, space, embedder.embedding_dim, factory)
+    return GalleryStore(index, space, embedder.embedding_dim, factory, store_url=url)
 
 
 def _positive(value: int, name: str) -> int:
@@ -138,7 +159,7 @@ def cmd_build(args: argparse.Namespace, settings: IndexerSettings) -> int:
     _positive(settings.batch_size, "--batch-size")
     embedder = _embedder(settings)
     spec = _spec(settings, embedder, args.faces)
-    with _store(args.index, embedder, spec, settings.index_factory) as store:
+    with _store(args.index, embedder, spec, settings.index_factory, settings.store_url) as store:
         report = build_gallery(
             args.gallery, store, embedder, spec, settings.batch_size, settings.workers
         )
@@ -149,12 +170,12 @@ def cmd_build(args: argparse.Namespace, settings: IndexerSettings) -> int:
 
 def cmd_search(args: argparse.Namespace, settings: IndexerSettings) -> int:
     _positive(args.k, "-k")
-    _require_store(args.index)
+    _require_store(args.index, settings.store_url)
     embedder = _embedder(settings)
     spec = _spec(settings, embedder, args.faces)
     paths = _expand(args.queries)
     same_person_at = threshold(embedder.info)
-    with _store(args.index, embedder, spec) as store:
+    with _store(args.index, embedder, spec, url=settings.store_url) as store:
         results = []
         for result in process_images(paths, spec, settings.workers):
             if result.error is not None or result.faces is None:
@@ -180,8 +201,8 @@ def cmd_search(args: argparse.Namespace, settings: IndexerSettings) -> int:
 
 
 def cmd_info(args: argparse.Namespace, settings: IndexerSettings) -> int:
-    _require_store(args.index)
-    with GalleryStore(args.index) as store:
+    _require_store(args.index, settings.store_url)
+    with GalleryStore(args.index, store_url=settings.store_url) as store:
         info = {
             "index": str(args.index),
             "model": store.model,
@@ -228,8 +249,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: IndexerSettings) -> int:
     return 0
 
 
-def _require_store(index: Path) -> None:
-    if not (index / DB_NAME).is_file():
+def _require_store(index: Path, url: str | None = None) -> None:
+    if not store_exists(index, url):
         raise FileNotFoundError(
             f"no gallery store in {index}: create one with `python -m indexer build GALLERY --index {index}`"
         )
@@ -252,8 +273,18 @@ def cmd_fetch_detector(args: argparse.Namespace, settings: IndexerSettings) -> i
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace, settings: IndexerSettings) -> int:
+    from indexer.people_cluster import cluster_command
+
+    _require_store(args.index)
+    return cluster_command(
+        args.index / DB_NAME, args.full, args.min_faces, args.threshold, args.model
+    )
+
+
 COMMANDS = {
     "fetch-detector": cmd_fetch_detector,
+    "cluster": cmd_cluster,
     "build": cmd_build,
     "search": cmd_search,
     "info": cmd_info,

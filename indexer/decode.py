@@ -8,6 +8,7 @@ is decoded, which is what stops decompression bombs.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -45,7 +46,10 @@ def decode_image(
     except ImageTooLarge:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"{name}: {exc}") from exc
+        # Pillow's own text quotes Pillow's limit: say it with facefind's.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(found.group(1)):,} pixels" if found else "more pixels than allowed"
+        raise ImageTooLarge(f"{name}: {count} is more than the limit of {max_pixels:,}") from exc
     except UnidentifiedImageError as exc:
         raise UnreadableImage(f"{name}: not an image in a format facefind can read") from exc
     except (OSError, SyntaxError, ValueError, TypeError, EOFError) as exc:

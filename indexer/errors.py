@@ -39,3 +39,7 @@ class NotFound(FacefindError):
 
 class Conflict(FacefindError):
     """A gallery entry with this id already exists."""
+
+
+class StoreUnavailable(FacefindError):
+    """The gallery database server cannot be reached now; worth retrying, nothing is lost."""

@@ -13,17 +13,19 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from indexer.align import BOX, Alignment
-from indexer.checkpoint import ModelInfo
 from indexer.defaults import DEFAULT_DETECTOR_MODEL, FETCH_DETECTOR
 from indexer.detect import make_detector
 from indexer.errors import ModelMismatch
 from indexer.pipeline import FaceMode, FacePipeline, ImageFaces, encode_jpeg
 from indexer.records import Match, NewFace
+
+if TYPE_CHECKING:  # the worker processes that run the pipeline never import torch
+    from indexer.checkpoint import ModelInfo
 
 log = logging.getLogger(__name__)
 

@@ -1,20 +1,24 @@
 """The gallery database seam: what ``GalleryStore`` needs from its source of truth.
 
-SQLite (``indexer.sqlite_db``) implements it today; a PostgreSQL implementation of the same
-interface is planned (issue 16), so the methods speak in faces, labels and files, never in
-SQL. Every method that writes is one transaction: when it returns, the change is durable, and
+SQLite (``indexer.sqlite_db``, the embedded default) and PostgreSQL (``indexer.postgres_db``,
+shared by several service replicas) implement it, so the methods speak in faces, labels and
+files, never in SQL. Every method that writes is one transaction: when it returns, the change is durable, and
 when it raises, nothing of it was stored. Implementations need not be thread-safe: the store
 serialises calls under its lock.
 
 Row ids are the database's own, positive and increasing: FAISS uses them as vector ids, and
 the index file notes the largest one it holds, so that rows added after it can be caught up.
 Every removal bumps ``removals()``: an index file saved before a removal is stale.
+
+Every write also appends to a change log in its own transaction (``changes_after``): one
+entry per face added, updated or removed, numbered by a sequence that grows in commit order
+(writers are serialised), which is how a process follows what other processes write.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 
@@ -24,8 +28,20 @@ from indexer.records import FaceRecord, NewFace
 FileState = tuple[int, int, str]
 """(size, mtime_ns, content hash) of a file a build indexed."""
 
-SCHEMA_VERSION = 2
-"""The schema this code reads and writes; older databases are migrated when opened."""
+SCHEMA_VERSION = 3
+"""The schema this code reads and writes; older databases are migrated when opened.
+2 added landmarks, 3 the change log."""
+
+ChangeOp = Literal["add", "update", "remove"]
+
+
+class Change(NamedTuple):
+    """One entry of the change log: ``seq`` grows in commit order."""
+
+    seq: int
+    op: ChangeOp
+    rowid: int
+    id: str
 
 
 class GalleryDatabase(Protocol):
@@ -111,6 +127,19 @@ class GalleryDatabase(Protocol):
     def vectors(self, after: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``limit`` (row ids, float32 vectors) with row ids above ``after``, in order."""
         ...
+
+    def last_change(self) -> int:
+        """The sequence number of the latest change; 0 when there is none."""
+        ...
+
+    def changes_after(self, seq: int, limit: int) -> list[Change]:
+        """Up to ``limit`` changes with a sequence number above ``seq``, in order."""
+        ...
+
+
+def is_postgres_url(url: str | None) -> bool:
+    """Whether ``url`` names a PostgreSQL gallery (else SQLite in the store directory)."""
+    return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
 
 
 def bind_model(

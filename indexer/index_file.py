@@ -107,50 +107,70 @@ class IndexFile:
 
     def open(
         self, db: GalleryDatabase, model: str | None, dim: int, factory: str
-    ) -> tuple[VectorIndex, int]:
-        """The index for the database, and how many rows were added to the saved one."""
+    ) -> tuple[VectorIndex, int, int]:
+        """The index for the database, how many rows were added to the saved one, and the
+        largest row id it holds."""
         verdict = self.check(db, model, dim)
         if isinstance(verdict, Usable):
-            added = catch_up(verdict.index, db, verdict.max_rowid)
+            added, max_rowid = catch_up(verdict.index, db, verdict.max_rowid)
             if added:
                 log.info("added %d faces stored after the index was last saved", added)
-            return verdict.index, added
-        level = logging.INFO if verdict.reason.expected else logging.WARNING
+            return verdict.index, added, max_rowid
         where = self.path.parent
-        log.log(level, "rebuilding the search index of %s from the database: %s", where, verdict)
-        index = build(db, dim, factory, self.use_gpu)
-        self.save(index, db, model)
-        return index, 0
+        if verdict.reason is Reason.NEW_GALLERY:
+            log.debug("a new gallery in %s: its search index starts empty", where)
+        else:
+            level = logging.INFO if verdict.reason.expected else logging.WARNING
+            log.log(
+                level, "rebuilding the search index of %s from the database: %s", where, verdict
+            )
+        removals = db.removals()  # before the build: a removal during it makes the note stale
+        index, max_rowid = build(db, dim, factory, self.use_gpu)
+        self.save(index, db, model, removals, max_rowid)
+        return index, 0, max_rowid
 
-    def save(self, index: VectorIndex, db: GalleryDatabase, model: str | None) -> None:
-        """The index file first, then the note: a note never claims more than the file has."""
+    def save(
+        self,
+        index: VectorIndex,
+        db: GalleryDatabase,
+        model: str | None,
+        removals: int | None = None,
+        max_rowid: int | None = None,
+    ) -> None:
+        """The index file first, then the note: a note never claims more than the file has.
+
+        ``removals`` and ``max_rowid`` are what the index reflects, where other processes may
+        have written since (the database's own counts otherwise).
+        """
         index.save(self.path)
         note = {
             "model": model,
             "factory": index.factory,
-            "removals": str(db.removals()),
-            "max_rowid": db.max_rowid(),
+            "removals": str(db.removals() if removals is None else removals),
+            "max_rowid": db.max_rowid() if max_rowid is None else max_rowid,
             "count": index.ntotal,
         }
         atomic_write_text(self.note_path, json.dumps(note))
 
 
-def build(db: GalleryDatabase, dim: int, factory: str, use_gpu: bool) -> VectorIndex:
-    """A new index over every vector in the database."""
+def build(db: GalleryDatabase, dim: int, factory: str, use_gpu: bool) -> tuple[VectorIndex, int]:
+    """A new index over every vector in the database, and the largest row id in it."""
     chunks = list(iter_vectors(db, 0))
     ids = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
     empty = np.zeros((0, dim), dtype=np.float32)
     vectors = np.concatenate([c[1] for c in chunks]) if chunks else empty
-    return VectorIndex.build(ids, vectors, dim, factory, use_gpu)
+    max_rowid = int(ids[-1]) if len(ids) else 0
+    return VectorIndex.build(ids, vectors, dim, factory, use_gpu), max_rowid
 
 
-def catch_up(index: VectorIndex, db: GalleryDatabase, after: int) -> int:
-    """Add the rows stored after row id ``after``; returns how many."""
+def catch_up(index: VectorIndex, db: GalleryDatabase, after: int) -> tuple[int, int]:
+    """Add the rows stored after row id ``after``; returns how many and the new largest id."""
     added = 0
     for ids, vectors in iter_vectors(db, after):
         index.add(ids, vectors)
         added += len(ids)
-    return added
+        after = int(ids[-1])
+    return added, after
 
 
 def read_note(path: Path) -> Note | None:

@@ -21,4 +21,7 @@ class IndexerSettings(BaseSettings):
     workers: int = 0
     """Processes that decode and detect in parallel; 0 means one per CPU core."""
     index_factory: str = "auto"
+    store_url: str | None = None
+    """``postgresql://user@host:port/db``: the gallery on a PostgreSQL server, ``--index`` then
+    only caches the search index; SQLite in ``--index`` when unset."""
     max_pixels: int = 40_000_000

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import Conflict, StoreCorrupt
-from indexer.gallery_db import FileState
+from indexer.gallery_db import Change, ChangeOp, FileState
 from indexer.records import FaceRecord, NewFace
 from indexer.sqlite_rows import COLUMNS, decode, encode, new_record
 from indexer.sqlite_schema import migrate, stored_version
@@ -74,6 +74,7 @@ class SqliteGalleryDatabase:
     ) -> list[tuple[int, FaceRecord]]:
         with self._transaction():
             rows = [self._insert(face, model, now) for face in faces]
+            self._log("add", [(rowid, record.id) for rowid, record in rows])
             self._db.executemany(
                 "INSERT OR REPLACE INTO files(path, size, mtime_ns, content_hash) VALUES (?,?,?,?)",
                 list(files),
@@ -97,10 +98,12 @@ class SqliteGalleryDatabase:
 
     def update(self, id: str, label: str | None, metadata: dict[str, Any]) -> FaceRecord | None:
         with self._transaction():
-            self._db.execute(
-                "UPDATE faces SET label = ?, metadata = ? WHERE id = ?",
+            row = self._db.execute(
+                "UPDATE faces SET label = ?, metadata = ? WHERE id = ? RETURNING rowid",
                 (label, json.dumps(metadata), id),
-            )
+            ).fetchone()
+            if row is not None:
+                self._log("update", [(row[0], id)])
         return self.get(id)
 
     # ----------------------------------------------------------------- reads
@@ -148,6 +151,13 @@ class SqliteGalleryDatabase:
         vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
         return ids, vectors.reshape(len(rows), -1)
 
+    def last_change(self) -> int:
+        return int(self._one("SELECT coalesce(max(seq), 0) FROM changes"))
+
+    def changes_after(self, seq: int, limit: int) -> list[Change]:
+        sql = "SELECT seq, op, face, id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?"
+        return [Change(*r) for r in self._db.execute(sql, (seq, limit))]
+
     # ----------------------------------------------------------------- internals
     def _insert(self, face: NewFace, model: str, now: float) -> tuple[int, FaceRecord]:
         vector = np.asarray(face.vector, dtype=np.float32).ravel()
@@ -168,11 +178,19 @@ class SqliteGalleryDatabase:
 
     def _remove_where(self, where: str, args: tuple[Any, ...]) -> list[int]:
         """Inside a transaction: delete faces (crops cascade) and count the removal."""
-        rowids = [r[0] for r in self._db.execute(f"SELECT rowid FROM faces WHERE {where}", args)]
-        if rowids:
+        rows = self._db.execute(f"SELECT rowid, id FROM faces WHERE {where}", args).fetchall()
+        if rows:
             self._db.execute(f"DELETE FROM faces WHERE {where}", args)
             self._set_meta("removals", str(self.removals() + 1))
-        return rowids
+            self._log("remove", rows)
+        return [r[0] for r in rows]
+
+    def _log(self, op: ChangeOp, faces: Sequence[tuple[int, str]]) -> None:
+        """Inside the write's transaction: one change-log entry per face."""
+        self._db.executemany(
+            "INSERT INTO changes(op, face, id) VALUES (?, ?, ?)",
+            [(op, rowid, id) for rowid, id in faces],
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -56,7 +56,24 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE faces ADD COLUMN landmarks TEXT")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_v1, 1: _v1_to_v2}
+CHANGE_LOG = """CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL CHECK (op IN ('add', 'update', 'remove')),
+    face INTEGER NOT NULL,
+    id TEXT NOT NULL
+)"""
+
+
+def _v2_to_v3(db: sqlite3.Connection) -> None:
+    """The change log, so that a running service follows what the indexer writes."""
+    db.execute(CHANGE_LOG)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: _create_v1,
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+}
 """Version n -> the step that brings a version-n database to version n + 1."""
 
 

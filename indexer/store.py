@@ -6,13 +6,21 @@ Layout of a store directory::
     index.faiss       the FAISS index over the faces' vectors (rebuildable at any time)
     index.json        which state of the database the index file reflects
 
-``GalleryStore`` joins the two halves under one lock: a ``GalleryDatabase`` (``sqlite_db``)
-keeps the rows, each write one durable transaction; ``index_file`` saves the index now and
-then and, on open, loads it, catches it up (new rows) or rebuilds it (removals, damage).
+``GalleryStore`` joins the two halves under one lock: a ``GalleryDatabase`` keeps the rows,
+each write one durable transaction; ``index_file`` saves the index now and then and, on open,
+loads it, catches it up (new rows) or rebuilds it (removals, damage).
+
+The database is SQLite in the directory, or a PostgreSQL server given by ``store_url``
+(``postgresql://...``), shared by several processes; the directory then only caches the
+index file. Either way ``sync`` brings the in-memory index up to the database's change log,
+so that what other processes wrote becomes searchable here (``change_log.ChangeFollower``
+calls it); the store's own writes go through the same path.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import sqlite3
 import threading
 import time
@@ -22,16 +30,33 @@ from typing import Any
 
 import numpy as np
 
-from indexer.errors import ModelMismatch, NotFound, StoreCorrupt
-from indexer.gallery_db import SCHEMA_VERSION, FileState, GalleryDatabase, bind_model
-from indexer.index_file import INDEX_NAME, SIDECAR_NAME, IndexFile, build, iter_vectors
+from indexer.errors import ModelMismatch, NotFound, StoreCorrupt, StoreUnavailable
+from indexer.gallery_db import (
+    SCHEMA_VERSION,
+    FileState,
+    GalleryDatabase,
+    bind_model,
+    is_postgres_url,
+)
+from indexer.index_file import INDEX_NAME, SIDECAR_NAME, IndexFile, build, catch_up, iter_vectors
 from indexer.records import FaceRecord, Match, NewFace
 from indexer.sqlite_db import SqliteGalleryDatabase, damaged
 from indexer.vector_index import VectorIndex, choose_index, gpus_available
 
-DB_NAME = "gallery.sqlite3"
+log = logging.getLogger(__name__)
 
-__all__ = ["DB_NAME", "INDEX_NAME", "SCHEMA_VERSION", "SIDECAR_NAME", "GalleryStore"]
+DB_NAME = "gallery.sqlite3"
+CHANGES_CHUNK = 10_000
+"""Change-log entries read at a time when syncing."""
+
+__all__ = [
+    "DB_NAME",
+    "INDEX_NAME",
+    "SCHEMA_VERSION",
+    "SIDECAR_NAME",
+    "GalleryStore",
+    "store_exists",
+]
 
 
 class GalleryStore:
@@ -44,20 +69,29 @@ class GalleryStore:
         embedding_dim: int | None = None,
         index_factory: str = "auto",
         use_gpu: bool | None = None,
+        store_url: str | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.store_url = store_url or None
         self.index_factory = index_factory
         self._use_gpu = gpus_available() if use_gpu is None else use_gpu
         self._lock = threading.RLock()
-        self._db: GalleryDatabase = SqliteGalleryDatabase(self.directory / DB_NAME)
-        self._file = IndexFile(self.directory, self._use_gpu)
+        self._db: GalleryDatabase = _open_database(self.directory, self.store_url)
+        self.location = self._db.location
+        self._file = IndexFile(index_cache(self.directory, self.store_url), self._use_gpu)
         self._pending = 0
         self._index: VectorIndex | None = None
+        self._seq = 0
+        """The last change-log entry the index reflects."""
+        self._max_rowid = 0
+        """The largest row id the index was given: rows above it are caught up by ``sync``."""
         try:
-            self.model, self.dim = bind_model(self._db, model, embedding_dim, self.directory)
+            self.model, self.dim = bind_model(self._db, model, embedding_dim, self.location)
             if self.dim is not None:
-                self._index, self._pending = self._file.open(
+                # Read before the index is made: what commits meanwhile is applied again by
+                # the next sync, harmlessly (removals are idempotent, adds go by row id).
+                self._seq = self._db.last_change()
+                self._index, self._pending, self._max_rowid = self._file.open(
                     self._db, self.model, self.dim, index_factory
                 )
         except sqlite3.DatabaseError as exc:
@@ -70,9 +104,13 @@ class GalleryStore:
     # ----------------------------------------------------------------- lifecycle
     def close(self) -> None:
         with self._lock:
-            if self._pending:
-                self.save_index()
-            self._db.close()
+            try:
+                if self._pending:
+                    self.save_index()
+            except StoreUnavailable as exc:  # the database has every row: nothing is lost
+                log.warning("index not saved at close: %s", exc)
+            finally:
+                self._db.close()
 
     def __enter__(self) -> GalleryStore:
         return self
@@ -107,11 +145,13 @@ class GalleryStore:
                 _check(face, vector, dim)
             rows = self._db.insert(faces, files, model, time.time())
             if rows and self._index is None:  # built from the database: has the new rows
-                self._index = build(self._db, dim, self.index_factory, self._use_gpu)
-            elif rows and self._index is not None:
-                ids = np.array([rowid for rowid, _ in rows], dtype=np.int64)
-                self._index.add(ids, np.stack(vectors))
-            self._pending += len(rows)
+                self._seq = self._db.last_change()
+                self._index, self._max_rowid = build(
+                    self._db, dim, self.index_factory, self._use_gpu
+                )
+                self._pending += len(rows)
+            elif rows:
+                self._sync()  # our rows, and any another process committed before them
             return [record for _, record in rows]
 
     def remove(self, ids: Iterable[str]) -> int:
@@ -189,6 +229,25 @@ class GalleryStore:
             for srow, irow in zip(sims, ids, strict=True)
         ]
 
+    def sync(self) -> int:
+        """Apply the changes committed since the last sync (by any process); returns how many.
+
+        New rows are caught up by row id, removed ones taken out by the change log; updates
+        need nothing, since search results are read from the database.
+        """
+        with self._lock:
+            return self._sync()
+
+    def last_change(self) -> int:
+        """The database's latest change number (a cheap poll for followers)."""
+        with self._lock:
+            return self._db.last_change()
+
+    @property
+    def synced_to(self) -> int:
+        """The change number the in-memory index reflects."""
+        return self._seq
+
     def vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (rowids, vectors) in chunks; the lock is let go between chunks."""
         return iter_vectors(self._db, 0, self._lock)
@@ -199,7 +258,9 @@ class GalleryStore:
         with self._lock:
             if self._index is None:
                 return
-            self._file.save(self._index, self._db, self.model)
+            removals = self._db.removals()  # before the sync: a later removal makes it stale
+            self._sync()
+            self._file.save(self._index, self._db, self.model, removals, self._max_rowid)
             self._pending = 0
 
     def rebuild_index(self, factory: str | None = None) -> None:
@@ -207,7 +268,10 @@ class GalleryStore:
         with self._lock:
             if self.dim is None:
                 return
-            self._index = build(self._db, self.dim, factory or self.index_factory, self._use_gpu)
+            self._seq = self._db.last_change()
+            self._index, self._max_rowid = build(
+                self._db, self.dim, factory or self.index_factory, self._use_gpu
+            )
             self.save_index()
 
     def optimize(self) -> bool:
@@ -232,12 +296,66 @@ class GalleryStore:
         Should we die before the index is saved again, the removal count makes the next open
         rebuild the index from the database.
         """
-        if not rowids:
-            return 0
-        if self._index is not None and not self._index.remove(np.array(rowids, dtype=np.int64)):
-            self._index = build(self._db, self._index.dim, self._index.factory, self._use_gpu)
-        self._pending += len(rowids)
+        if rowids:
+            self._sync()
         return len(rowids)
+
+    def _sync(self) -> int:
+        """``sync`` under the lock: catch up new rows, then take out removed ones.
+
+        Row ids are never reused, so the order does not matter: a row added and removed
+        since the last sync is no longer in the database to be caught up.
+        """
+        if self._index is None:
+            return 0
+        applied = 0
+        while changes := self._db.changes_after(self._seq, CHANGES_CHUNK):
+            self._seq = changes[-1].seq
+            applied += len(changes)
+            added, self._max_rowid = catch_up(self._index, self._db, self._max_rowid)
+            removed = np.array([c.rowid for c in changes if c.op == "remove"], dtype=np.int64)
+            if len(removed) and not self._index.remove(removed):  # HNSW cannot: rebuilt
+                self._index, self._max_rowid = build(
+                    self._db, self._index.dim, self._index.factory, self._use_gpu
+                )
+            self._pending += added + len(removed)
+        return applied
+
+
+def store_exists(directory: Path | str, store_url: str | None = None) -> bool:
+    """Whether a gallery is there to open: a server always counts (it may hold one)."""
+    return is_postgres_url(store_url) or (Path(directory) / DB_NAME).is_file()
+
+
+def index_cache(directory: Path, store_url: str | None) -> Path:
+    """Where the index file lives: the store directory, or for a server a folder in it per
+    database, so that one cache directory never mixes two galleries' indexes."""
+    if not is_postgres_url(store_url):
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+    from indexer.postgres_db import describe_url  # psycopg: the optional `postgres` extra
+
+    assert store_url is not None
+    digest = hashlib.sha256(describe_url(store_url).encode()).hexdigest()[:12]
+    folder = directory / f"postgres-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _open_database(directory: Path, store_url: str | None) -> GalleryDatabase:
+    """SQLite in the directory unless a PostgreSQL URL is given; any other URL is refused."""
+    if store_url is None:
+        directory.mkdir(parents=True, exist_ok=True)
+        return SqliteGalleryDatabase(directory / DB_NAME)
+    if is_postgres_url(store_url):
+        try:  # psycopg is the optional `postgres` extra: SQLite users need not install it
+            from indexer.postgres_db import PostgresGalleryDatabase
+        except ImportError as exc:
+            raise ValueError(
+                f"{exc}: a PostgreSQL store needs `pip install 'facefind[postgres]'`"
+            ) from exc
+        return PostgresGalleryDatabase(store_url)
+    raise ValueError(f"unknown store URL {store_url!r}: use postgresql://user@host:port/database")
 
 
 def _check(face: NewFace, vector: np.ndarray, dim: int) -> None:

@@ -35,6 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="gallery directory, as written by `python -m indexer build --index DIR` (default data)",
     )
     parser.add_argument(
+        "--store-url",
+        help="postgresql://user@host:port/db: the gallery on a PostgreSQL server shared by "
+        "several replicas (default: SQLite in the data directory)",
+    )
+    parser.add_argument(
         "--model", help="embedder checkpoint, or 'imagenet' (default: shipped model)"
     )
     parser.add_argument("--detector", choices=["haar", "yunet", "none"], help="face detector")

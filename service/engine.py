@@ -22,20 +22,20 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
 import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from indexer.change_log import ChangeFollower
 from indexer.defaults import resolve_model
 from indexer.detect import make_detector
 from indexer.embedder import COMPILED_BATCHES, Embedder, load_embedder
 from indexer.errors import ImageTooLarge
 from indexer.faceflow import FlowSpec, check_space, flow_spec, resolve_detector, vector_space
 from indexer.pipeline import FaceMode, FacePipeline, ImageFaces
-from indexer.store import DB_NAME, GalleryStore
+from indexer.store import GalleryStore, store_exists
 from service.batcher import MicroBatcher
 from service.metrics import Metrics
 from service.settings import ServiceSettings
@@ -157,6 +157,7 @@ class Engine:
     batcher: MicroBatcher
     metrics: Metrics
     writer: ThreadPoolExecutor
+    follower: ChangeFollower
     ready: bool = True
     unsaved: int = field(default=0)
     """Faces added since the index file was last saved (touched on the writer thread only)."""
@@ -191,21 +192,22 @@ class Engine:
         log.info("detector: %s (%s), %s crops", spec.detector, spec.detector_model or "built in",
                  spec.crops)  # fmt: skip
         space = vector_space(embedder.info, spec)
-        if (Path(settings.data_dir) / DB_NAME).is_file():
-            with GalleryStore(settings.data_dir) as existing:
+        if store_exists(settings.data_dir, settings.store_url):
+            with GalleryStore(settings.data_dir, store_url=settings.store_url) as existing:
                 check_space(existing.model, space)
         store = GalleryStore(
             settings.data_dir,
             model=space,
             embedding_dim=embedder.embedding_dim,
             index_factory=settings.index_factory,
+            store_url=settings.store_url,
         )
         try:
             pipeline = ThreadLocalPipeline(settings, spec)
         except BaseException:
             store.close()
             raise
-        log.info("gallery: %s, %d faces", settings.data_dir, store.count())
+        log.info("gallery: %s, %d faces", store.location, store.count())
         log.info("index: %s, on the %s", store.index_type, "GPU" if store.on_gpu else "CPU")
         serving = ServingEmbedder(embedder)
         batcher = MicroBatcher(
@@ -217,7 +219,8 @@ class Engine:
         )
         metrics.track_gallery(store.count)
         writer = ThreadPoolExecutor(1, thread_name_prefix="facefind-writer")
-        return cls(settings, serving, pipeline, store, batcher, metrics, writer)
+        follower = ChangeFollower(store).start()  # what other processes write, searchable here
+        return cls(settings, serving, pipeline, store, batcher, metrics, writer, follower)
 
     def start_compiling(self) -> None:
         """Compile the embedder in the background where that is asked for and possible."""
@@ -267,5 +270,6 @@ class Engine:
         self.serving.cancel()
         self.batcher.close()
         self.writer.shutdown(wait=True)
+        self.follower.stop()
         self.store.close()
         log.info("gallery index saved and database closed")

@@ -11,6 +11,7 @@ from indexer.errors import (
     NoFaceFound,
     NotFound,
     StoreCorrupt,
+    StoreUnavailable,
     UnreadableImage,
 )
 
@@ -29,6 +30,7 @@ STATUS: tuple[tuple[type[FacefindError], int], ...] = (
     (Conflict, 409),
     (ModelMismatch, 409),
     (StoreCorrupt, 503),
+    (StoreUnavailable, 503),
     (ModelNotFound, 503),
 )
 

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from indexer.errors import FacefindError
 from service.api import exception_handlers
 from service.api.limits import BodyLimitMiddleware
-from service.api.routes import gallery, query, system
+from service.api.routes import gallery, people, query, system
 from service.engine import Engine
 from service.metrics import Metrics, MetricsMiddleware
 from service.settings import ServiceSettings
@@ -103,6 +103,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(query.router)
     app.include_router(gallery.router)
+    app.include_router(people.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -27,6 +27,9 @@ class ServiceSettings(BaseSettings):
     serves meanwhile (one to four minutes on 2 cores), then the compiled one, 2-3x faster on
     small batches, for about 0.5 GB more memory; stays eager where it cannot compile."""
     index_factory: str = "auto"
+    store_url: str | None = None
+    """``postgresql://user@host:port/db``: the gallery on a PostgreSQL server shared by several
+    replicas (``data_dir`` then only caches the search index); SQLite in ``data_dir`` if unset."""
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from pytorch_metric_learning import losses, miners
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch import Tensor
+from torch.optim.swa_utils import AveragedModel
 
 from indexer.atomic import atomic_path
 from indexer.embedder import resolve_device, resolve_precision
@@ -67,8 +69,7 @@ class Run:
                  len(self.data.train), len(self.data.groups), len(self.data.val))  # fmt: skip
         self.model = EmbeddingNet(s.arch, REID_DIM).to(self.device)
         self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(s.ema),
-                                 use_buffers=True)  # fmt: skip
+        self.ema = AveragedModel(self.model, avg_fn=ema_with_warmup(s.ema), use_buffers=True)
         # fused: one kernel over all parameters, a tenth of the step's time on 2 CPU cores
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.lr,
                                            weight_decay=s.weight_decay, fused=True)  # fmt: skip
@@ -211,6 +212,20 @@ class Run:
         self.scheduler.lr_lambdas[0].total = math.ceil(self.s.total_images / self.s.batch_size)
         log.info("resumed at step %d (%d images, %.0f training minutes)", self.progress.step,
                  self.progress.images, self.progress.minutes)  # fmt: skip
+
+
+def ema_with_warmup(decay: float) -> Callable[[Tensor, Tensor, Tensor | int], Tensor]:
+    """An exponential average whose decay grows as (1 + n) / (10 + n) up to ``decay``: with
+    the fixed 0.999 from the first step, the random initial weights still made up 29% of the
+    average after 1,200 steps, and its vectors all pointed one way (held-out mAP 0.07
+    against the raw weights' 0.13)."""
+
+    def update(averaged: Tensor, current: Tensor, count: Tensor | int) -> Tensor:
+        n = float(count)
+        rate = min(decay, (1.0 + n) / (10.0 + n))
+        return averaged + (current - averaged) * (1.0 - rate)
+
+    return update
 
 
 def distill(s: DistillSettings) -> str:

@@ -312,6 +312,140 @@ async function deleteLabel() {
   await Promise.all([loadGallery(), refreshInfo()]);
 }
 
+// ------------------------------------------------------------------ people view
+
+let people = []; // the persons last listed, for the merge menu
+let openPerson = null;
+
+function personName(person) {
+  return person.label || `Person ${person.id}`;
+}
+
+async function loadPeople() {
+  $("#person").hidden = true;
+  $("#people").hidden = false;
+  openPerson = null;
+  try {
+    const page = await api("/people?limit=500");
+    people = page.data;
+    $("#people").replaceChildren(...people.map(personCard));
+    $("#people-info").textContent = page.count
+      ? `${page.count} people · ${page.unassigned} face(s) in nobody`
+      : `No people yet: ${page.unassigned} face(s) to group. Press “Find people”.`;
+  } catch (error) {
+    showMessage(error.message);
+  }
+}
+
+function personCard(person) {
+  const img = element("img", { alt: personName(person) });
+  thumbnail(person.image_url).then((url) => (img.src = url)).catch(() => img.classList.add("missing"));
+  return element(
+    "figure",
+    {
+      class: "card person",
+      "data-person": String(person.id),
+      title: personName(person),
+      onclick: () => showPerson(person.id).catch(() => {}),
+    },
+    img,
+    element(
+      "figcaption",
+      {},
+      element("strong", { class: person.label ? "" : "muted" }, personName(person)),
+      element("span", { class: "similarity" }, `${person.face_count} face(s)`),
+    ),
+  );
+}
+
+async function findPeople(event) {
+  event.preventDefault();
+  showMessage("");
+  $("#people-cluster").disabled = true;
+  try {
+    const params = new URLSearchParams({ full: $("#people-full").checked });
+    const done = await api(`/people/cluster?${params}`, { method: "POST" });
+    showMessage(
+      `${done.persons} people (${done.new_persons} new); ${done.joined} face(s) placed, ` +
+        `${done.unassigned} in nobody yet.`,
+      "ok",
+    );
+    await loadPeople();
+  } catch (error) {
+    showMessage(error.message);
+  } finally {
+    $("#people-cluster").disabled = false;
+  }
+}
+
+async function showPerson(id) {
+  const person = await guarded(api(`/people/${id}?limit=500`));
+  openPerson = person;
+  $("#people").hidden = true;
+  $("#person").hidden = false;
+  $("#person-label").value = person.label || "";
+  $("#person-title").textContent = `${personName(person)}: ${person.face_count} face(s)`;
+  const others = people.filter((p) => p.id !== person.id);
+  $("#person-merge").replaceChildren(
+    ...others.map((p) => element("option", { value: String(p.id) }, `${personName(p)} (${p.face_count})`)),
+  );
+  $("#person-merge-button").disabled = !others.length;
+  $("#person-faces").replaceChildren(...person.faces.map((face) => personFaceCard(person, face)));
+}
+
+function personFaceCard(person, face) {
+  const img = element("img", { alt: face.label || "face" });
+  thumbnail(face.image_url).then((url) => (img.src = url)).catch(() => img.classList.add("missing"));
+  const moveOut = async () => {
+    const done = await guarded(
+      api(`/people/${person.id}/faces/${encodeURIComponent(face.id)}`, { method: "DELETE" }),
+    );
+    showMessage(`Moved ${face.source} out of ${personName(person)}.`, "ok");
+    if (done.person) await showPerson(person.id);
+    else await loadPeople();
+  };
+  return element(
+    "figure",
+    { class: "card entry", title: `${face.source}\n${face.id}` },
+    img,
+    element(
+      "figcaption",
+      {},
+      element("span", { class: "muted source" }, face.source),
+      element("button", { type: "button", class: "danger", onclick: moveOut }, "Not this person"),
+    ),
+  );
+}
+
+async function namePerson() {
+  const label = $("#person-label").value.trim() || null;
+  await guarded(
+    api(`/people/${openPerson.id}`, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ label }),
+    }),
+  );
+  showMessage(label ? `Named “${label}”; its faces are labelled so.` : "Name cleared.", "ok");
+  await Promise.all([showPerson(openPerson.id), refreshInfo()]);
+}
+
+async function mergePerson() {
+  const other = Number($("#person-merge").value);
+  const name = $("#person-merge").selectedOptions[0].textContent;
+  if (!confirm(`Move every face of ${name} into ${personName(openPerson)}?`)) return;
+  await guarded(
+    api(`/people/${openPerson.id}/merge`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ other }),
+    }),
+  );
+  people = people.filter((p) => p.id !== other);
+  showMessage(`Merged ${name} into ${personName(openPerson)}.`, "ok");
+  await showPerson(openPerson.id);
+}
+
 // ------------------------------------------------------------------ wiring
 
 function showView(name) {
@@ -319,6 +453,7 @@ function showView(name) {
   document.querySelectorAll(".tab").forEach((tab) => tab.classList.toggle("active", tab.dataset.view === name));
   document.querySelectorAll(".view").forEach((view) => (view.hidden = view.id !== `view-${name}`));
   if (name === "gallery") loadGallery();
+  if (name === "people") loadPeople();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -351,6 +486,10 @@ document.addEventListener("DOMContentLoaded", () => {
     loadGallery();
   });
   $("#delete-label").addEventListener("click", () => deleteLabel().catch(() => {}));
+  $("#people-form").addEventListener("submit", findPeople);
+  $("#person-back").addEventListener("click", loadPeople);
+  $("#person-save").addEventListener("click", () => namePerson().catch(() => {}));
+  $("#person-merge-button").addEventListener("click", () => mergePerson().catch(() => {}));
   $("#prev-page").addEventListener("click", () => {
     galleryOffset = Math.max(0, galleryOffset - PAGE_SIZE);
     loadGallery();

@@ -254,5 +254,10 @@ def test_bad_paths_give_one_line_errors(args: list[str], message: str, model_pat
 def test_yunet_without_its_model_file_is_a_one_line_error(
     gallery_dir: Path, tmp_path: Path, model_path: Path, capsys
 ) -> None:
-    assert _build(gallery_dir, tmp_path / "i", model_path, "--detector", "yunet") == 2
-    assert "--detector-model" in capsys.readouterr().err
+    missing = tmp_path / "yunet.onnx"
+    args = ("--detector", "yunet", "--detector-model", str(missing))
+    assert _build(gallery_dir, tmp_path / "i", model_path, *args) == 2
+    err = capsys.readouterr().err
+    assert (
+        "YuNet model file not found" in err and str(missing) in err and len(err.splitlines()) == 1
+    )

@@ -7,9 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
+from postgres_server import PostgresServer
 
-from indexer import sqlite_schema
+from indexer import postgres_schema, sqlite_schema
 from indexer.errors import StoreCorrupt
 from indexer.records import NewFace
 from indexer.sqlite_schema import SCHEMA_V1
@@ -60,7 +62,7 @@ def test_a_version_1_gallery_is_migrated_in_place_and_keeps_its_rows(tmp_path: P
     _make_v1(tmp_path)
     assert "landmarks" not in _columns(tmp_path)
     with GalleryStore(tmp_path, "m1", DIM, use_gpu=False) as store:
-        assert store._db.schema_version() == SCHEMA_VERSION == 2
+        assert store._db.schema_version() == SCHEMA_VERSION == 3
         assert store.count() == 3 and store.crop("f0") == b"\xff\xd8jpeg"
         old = store.get("f2")
         assert (old.box, old.metadata, old.created, old.landmarks) == (
@@ -74,7 +76,7 @@ def test_a_version_1_gallery_is_migrated_in_place_and_keeps_its_rows(tmp_path: P
         new = NewFace(_vector(9), "/p/9.jpg", "h9", (0, 0, 5, 5), 0.8, True, landmarks=FIVE)
         (added,) = store.add([new])
         assert added.landmarks == FIVE and store.get(added.id).landmarks == FIVE
-    assert "landmarks" in _columns(tmp_path) and _version(tmp_path) == "2"
+    assert "landmarks" in _columns(tmp_path) and _version(tmp_path) == str(SCHEMA_VERSION)
     with GalleryStore(tmp_path, "m1", DIM, use_gpu=False) as store:  # once only
         assert store.count() == 4 and store.get(added.id).landmarks == FIVE
 
@@ -120,3 +122,28 @@ def test_faces_without_landmarks_read_back_none_and_bad_landmarks_are_refused(
         with pytest.raises(ValueError, match="five"):
             store.add([NewFace(_vector(2), "/b", "b", (0, 0, 1, 1), 1.0, True, landmarks=FIVE[:4])])
         assert store.count() == 1
+
+
+def test_a_version_1_postgres_gallery_is_migrated_and_keeps_its_rows(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    with psycopg.connect(url, autocommit=True) as db:
+        for statement in postgres_schema.SCHEMA_V1:
+            db.execute(statement)
+        db.execute("INSERT INTO meta VALUES ('model', 'm1'), ('embedding_dim', %s)", (str(DIM),))
+        db.execute(
+            "INSERT INTO faces(id, label, source, content_hash, box, score, face_found,"
+            " metadata, vector, model, created) VALUES"
+            " ('f0', 'ann', '/p/0.jpg', 'h0', '[1, 2, 3, 4]', 0.9, 1, '{}', %s, 'm1', 1000.0)",
+            (_vector(0).tobytes(),),
+        )
+    with GalleryStore(tmp_path, "m1", DIM, use_gpu=False, store_url=url) as store:
+        assert store._db.schema_version() == SCHEMA_VERSION
+        assert store.get("f0").landmarks is None
+        assert store.search(_vector(0), 1)[0][0].record.id == "f0"
+        (added,) = store.add(
+            [NewFace(_vector(5), "/p/5", "h5", (0, 0, 5, 5), 0.8, True, landmarks=FIVE)]
+        )
+        assert store.get(added.id).landmarks == FIVE
+        assert store._db.changes_after(0, 10)[-1].id == added.id

@@ -290,3 +290,57 @@ def test_enrol_browse_relabel_and_delete(
         page.click("#delete-label")
         page.wait_for_selector("#message:has-text('Deleted 2 face(s)')")
         assert page.locator("#entries .entry").count() == 0
+
+
+def test_people_find_name_merge_and_move_out(
+    page: Page, width: str, tmp_path: Path, model_path: Path, yunet_model: Path,
+    faces: dict[str, list[Path]],
+) -> None:  # fmt: skip
+    """Four unlabelled faces, each made a person of its own (the test model has random
+    weights, so the API is told threshold 1); then the People tab names, merges, moves out."""
+    photos = faces["jerry_seinfeld"][:2] + faces["mindy_kaling"][:2]
+    with LiveServer(make_settings(tmp_path / "data", model_path, yunet_model)) as server:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            http.post("/gallery", files=[upload(p) for p in photos]).raise_for_status()
+            grouped = http.post("/people/cluster", params={"threshold": 1, "min_faces": 1})
+            assert grouped.json()["persons"] == 4
+        page.goto(server.url)
+        page.click("button.tab[data-view='people']")
+        page.wait_for_function(
+            "document.querySelectorAll('#people .person img[src^=\"blob:\"]').length === 4"
+        )
+        assert page.locator("#people-info").inner_text() == "4 people · 0 face(s) in nobody"
+        assert_fits(page)
+        assert broken_images(page) == 0
+        screenshot(page, f"people-{width}.png")
+
+        page.locator("#people .person").first.click()
+        page.wait_for_selector("#person-faces .entry img[src^='blob:']")
+        assert (
+            page.locator("#people").is_hidden()
+            and page.locator("#person-faces .entry").count() == 1
+        )
+        assert page.locator("#person-merge option").count() == 3
+        assert_fits(page)
+        page.fill("#person-label", "Jerry")
+        page.click("#person-save")
+        page.wait_for_selector("#message.ok:has-text('Named “Jerry”')")
+        page.click("#person-merge-button")
+        page.wait_for_function("document.querySelectorAll('#person-faces .entry').length === 2")
+        assert page.locator("#person-title").inner_text() == "Jerry: 2 face(s)"
+        assert page.locator("#person-merge option").count() == 2
+        with httpx.Client(base_url=server.url) as http:
+            labels = [e["label"] for e in http.get("/gallery").json()["data"]]
+        assert labels.count("Jerry") == 2
+
+        page.locator("#person-faces .entry button", has_text="Not this person").first.click()
+        page.wait_for_function("document.querySelectorAll('#person-faces .entry').length === 1")
+        page.click("#person-back")
+        page.wait_for_selector("#people-info:has-text('3 people · 1 face(s) in nobody')")
+        names = page.locator("#people .person strong").all_inner_texts()
+        assert "Jerry" in names and len(names) == 3
+        assert_fits(page)
+
+        page.click("#people-cluster")  # the default threshold: whatever it finds, it says so
+        page.wait_for_selector("#message.ok:has-text('people (')")
+        assert page.locator("#people-cluster").is_enabled()

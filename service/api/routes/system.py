@@ -31,6 +31,9 @@ async def ready(request: Request) -> ReadyPublic | JSONResponse:
     if engine is None or not engine.ready:
         body = ReadyPublic(ready=False, detail="starting up or shutting down")
         return JSONResponse(body.model_dump(), status_code=503)
+    if not engine.follower.healthy:  # the database is down: this replica cannot serve
+        body = ReadyPublic(ready=False, detail=engine.follower.problem or "database unavailable")
+        return JSONResponse(body.model_dump(), status_code=503)
     detail = "model and gallery index loaded"
     if engine.embedder_state == "compiling":
         detail += "; serving with the eager embedder while the compiled one is built"
