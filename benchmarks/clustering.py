@@ -154,7 +154,7 @@ def _dlib(gallery: Path, truth: list[str], args: argparse.Namespace) -> list[dic
     example; then the same minimum of faces per person as facefind's."""
     missing = peer.available()
     if missing:
-        return [{"system": "dlib", "skipped": missing}]
+        return [{"system": peer.NAME, "skipped": missing}]
     import dlib
 
     with GalleryStore(gallery) as store:
@@ -166,7 +166,7 @@ def _dlib(gallery: Path, truth: list[str], args: argparse.Namespace) -> list[dic
     start = time.perf_counter()
     raw = np.array(dlib.chinese_whispers_clustering([dlib.vector(v) for v in vectors], 0.5))
     seconds = time.perf_counter() - start
-    row = {"system": "dlib", "method": "chinese_whispers_clustering(encodings, 0.5)"}
+    row = {"system": peer.NAME, "method": "chinese_whispers_clustering(encodings, 0.5)"}
     row |= {"encode_s": encode_s, "face_found": float(np.mean(found_faces)), **peer.describe()}
     return [
         row | {"min_faces": 1} | score(raw, truth) | {"cluster_s": seconds},

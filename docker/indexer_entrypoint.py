@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-INDEX_COMMANDS = ("build", "search", "info")
+INDEX_COMMANDS = ("build", "search", "info", "cluster")
 """Sub-commands of ``python -m indexer`` that take ``--index`` (tests check it against the CLI)."""
 
 

@@ -51,7 +51,9 @@ class PersonUpdate(BaseModel):
 class PersonMerge(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    other: int = Field(description="The person whose faces move into this one; it disappears.")
+    other: int = Field(
+        ge=1, le=2**63 - 1, description="The person whose faces move into this one; it disappears."
+    )
 
 
 class FaceMovedPublic(BaseModel):

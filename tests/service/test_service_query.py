@@ -62,11 +62,14 @@ def test_query_reports_faces_matches_timings_and_model(
         "id",
         "label",
         "similarity",
+        "same_person",
         "source",
         "box",
+        "landmarks",
         "metadata",
         "image_url",
     }
+    assert matches[0]["same_person"] is None  # the test model is not calibrated
 
 
 def test_min_similarity_turns_a_stranger_into_an_unknown_person(

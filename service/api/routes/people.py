@@ -35,7 +35,9 @@ router = APIRouter(
     responses=PROTECTED,
 )
 NO_PERSON = {404: {"model": ErrorPublic, "description": "There is no person with this id."}}
-PersonId = Annotated[int, Path(description="A person's id, as GET /people lists them.")]
+PersonId = Annotated[
+    int, Path(ge=1, le=2**63 - 1, description="A person's id, as GET /people lists them.")
+]
 
 
 def get_people(request: Request, engine: EngineDep) -> PeopleStore:
@@ -107,7 +109,7 @@ async def read_person(
 @router.patch(
     "/{person_id}",
     response_model=PersonPublic,
-    responses={**NO_PERSON, **errors(400)},
+    responses={**NO_PERSON, **errors(400, 413)},
     summary="Name a person",
 )
 async def name_person(
@@ -122,7 +124,7 @@ async def name_person(
 @router.post(
     "/{person_id}/merge",
     response_model=PersonPublic,
-    responses={**NO_PERSON, **errors(400)},
+    responses={**NO_PERSON, **errors(400, 413)},
     summary="Merge another person into this one",
 )
 async def merge_person(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi.exceptions import RequestValidationError
 
 from service.api.deps import EngineDep, require_api_key
 from service.api.routes import PROTECTED, UPLOAD, FacesMode
@@ -43,9 +44,16 @@ def min_similarity_floor(
     except ValueError:
         value = float("nan")
     if not -1.0 <= value <= 1.0:
-        raise HTTPException(
-            422,
-            f"min_similarity must be auto, none or a number from -1 to 1, not {min_similarity!r}",
+        # the same 422 as every other bad parameter, through the app's validation handler
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "min_similarity"),
+                    "msg": "must be auto, none or a number from -1 to 1",
+                    "input": min_similarity,
+                }
+            ]
         )
     return value
 
