@@ -105,7 +105,7 @@ def run_embed(args: argparse.Namespace, model: str, info: dict[str, Any], _: dic
     else:
         variants = [*embed_speed.REQUIRED, *embed_speed.CANDIDATES]
         if args.no_compile:
-            variants.remove("compile")
+            variants.remove("facefind-compiled")
         plan = embed_speed.EmbedPlan(
             sizes=(size, 224), sweep=(2, 4, 8, 16, 64), variants=tuple(variants), device=args.device
         )

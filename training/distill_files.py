@@ -3,8 +3,6 @@ and mAP against images seen), best.pt (a facefind checkpoint) and last.pt (to re
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,46 +10,21 @@ from matplotlib.figure import Figure
 
 from indexer.align import Alignment
 from indexer.checkpoint import save_checkpoint
-from indexer.errors import FacefindError
 from indexer.model import EmbeddingNet
+from training.run_files import BEST, LAST, RunFiles
 
-CONFIG, METRICS, CURVE, BEST, LAST = "config.json", "metrics.csv", "curve.png", "best.pt", "last.pt"
+CURVE = "curve.png"
 
 
-class DistillFiles:
+class DistillFiles(RunFiles):
+    """A training run's folder, with its own curve and a facefind checkpoint as best.pt."""
+
+    columns = ()
+
     def __init__(self, out: Path) -> None:
-        self.out = Path(out)
+        super().__init__(out)
         self.last = self.out / LAST
         self.best = self.out / BEST
-
-    def start(self, config: dict[str, Any], resume: bool) -> None:
-        """A new run refuses to overwrite an old one; ``--resume`` needs one to continue."""
-        if resume and not self.last.is_file():
-            raise FacefindError(f"nothing to resume: {self.last} does not exist")
-        if not resume and self.last.is_file():
-            raise FacefindError(f"{self.out} already holds a run; pass --resume or another --out")
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-
-    def append_metrics(self, row: dict[str, float]) -> None:
-        path = self.out / METRICS
-        new = not path.is_file()
-        columns = list(row)
-        if not new:
-            with path.open(newline="") as fh:
-                columns = next(csv.reader(fh), columns)
-        with path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow({k: row.get(k, "") for k in columns})
-
-    def read_metrics(self) -> list[dict[str, float]]:
-        path = self.out / METRICS
-        if not path.is_file():
-            return []
-        with path.open(newline="") as fh:
-            return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
 
     def plot(self) -> None:
         rows = self.read_metrics()

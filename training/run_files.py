@@ -36,8 +36,11 @@ COLUMNS = (
 
 
 class RunFiles:
+    columns: tuple[str, ...] = COLUMNS
+    """metrics.csv's columns; empty: those of the first row written."""
+
     def __init__(self, out: Path) -> None:
-        self.out = out
+        self.out = Path(out)
 
     def start(self, config: dict[str, Any], resume: bool) -> None:
         """A new run refuses to overwrite an old one; ``--resume`` needs one to continue."""
@@ -52,7 +55,7 @@ class RunFiles:
         """A file begun by an older version keeps its own columns."""
         path = self.out / METRICS
         new = not path.is_file()
-        columns = list(COLUMNS)
+        columns = list(self.columns or row)
         if not new:
             with path.open(newline="") as fh:
                 columns = next(csv.reader(fh), columns)

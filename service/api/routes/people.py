@@ -87,7 +87,7 @@ async def cluster_people(
 
 
 @router.get(
-    "/{person_id}", response_model=PersonFacesPublic, responses=NO_PERSON, summary="One person"
+    "/{person_id:int}", response_model=PersonFacesPublic, responses=NO_PERSON, summary="One person"
 )
 async def read_person(
     engine: EngineDep,
@@ -107,7 +107,7 @@ async def read_person(
 
 
 @router.patch(
-    "/{person_id}",
+    "/{person_id:int}",
     response_model=PersonPublic,
     responses={**NO_PERSON, **errors(400, 413)},
     summary="Name a person",
@@ -122,7 +122,7 @@ async def name_person(
 
 
 @router.post(
-    "/{person_id}/merge",
+    "/{person_id:int}/merge",
     response_model=PersonPublic,
     responses={**NO_PERSON, **errors(400, 413)},
     summary="Merge another person into this one",
@@ -141,7 +141,7 @@ async def merge_person(
 
 
 @router.delete(
-    "/{person_id}/faces/{face_id}",
+    "/{person_id:int}/faces/{face_id}",
     response_model=FaceMovedPublic,
     responses={404: {"model": ErrorPublic, "description": "No such person, or not its face."}},
     summary="Move a face out of a person",
