@@ -21,7 +21,6 @@ from indexer.errors import FacefindError
 from indexer.evaluate import evaluate, read_manifest
 from indexer.faceflow import (
     FlowSpec,
-    check_space,
     crops_of,
     face_dict,
     flow_spec,
@@ -141,9 +140,6 @@ def _store(
 ) -> GalleryStore:
     """The gallery, refusing vectors of another model or of other crops."""
     space = vector_space(embedder.info, spec)
-    if store_exists(index, url):
-        with GalleryStore(index, store_url=url) as existing:
-            check_space(existing.model, space)
     return GalleryStore(index, space, embedder.embedding_dim, factory, store_url=url)
 
 

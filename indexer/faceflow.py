@@ -20,7 +20,6 @@ import numpy as np
 from indexer.align import BOX, Alignment
 from indexer.defaults import DEFAULT_DETECTOR_MODEL, FETCH_DETECTOR
 from indexer.detect import make_detector
-from indexer.errors import ModelMismatch
 from indexer.pipeline import FaceMode, FacePipeline, ImageFaces, encode_jpeg
 from indexer.records import Match, NewFace
 
@@ -101,20 +100,6 @@ def vector_space(info: ModelInfo, spec: FlowSpec) -> str:
     if info.alignment.kind == "template" and spec.crops == "box":
         return f"{info.fingerprint}:box"
     return info.fingerprint
-
-
-def check_space(store_model: str | None, space: str) -> None:
-    """A clear sentence before the store's generic refusal, when only the crops differ."""
-    if not store_model or store_model == space:
-        return
-    base, _, crops = store_model.partition(":")
-    if base == space.partition(":")[0]:
-        made, now = (crops or "aligned"), (space.partition(":")[2] or "aligned")
-        raise ModelMismatch(
-            f"this gallery holds vectors of {made} faces and these would be of {now} faces "
-            f"(same model, other crops): use the detector the gallery was built with "
-            f"({'yunet' if made == 'aligned' else 'haar'}), or rebuild it into a new --index"
-        )
 
 
 def new_faces(

@@ -149,6 +149,7 @@ def bind_model(
     keeps its own and refuses another model, whose vectors would compare as garbage."""
     stored, stored_dim = db.model_binding()
     if stored is not None and model is not None and stored != model:
+        check_space(stored, model)
         raise ModelMismatch(
             f"the gallery in {where} was built with model {stored}, not "
             f"{model}: searching it with another model gives meaningless results. Use the same "
@@ -160,3 +161,17 @@ def bind_model(
         db.bind_model(model, dim)
         return model, dim
     return stored, stored_dim if stored_dim is not None else dim
+
+
+def check_space(store_model: str | None, space: str) -> None:
+    """A clear sentence before the store's generic refusal, when only the crops differ."""
+    if not store_model or store_model == space:
+        return
+    base, _, crops = store_model.partition(":")
+    if base == space.partition(":")[0]:
+        made, now = (crops or "aligned"), (space.partition(":")[2] or "aligned")
+        raise ModelMismatch(
+            f"this gallery holds vectors of {made} faces and these would be of {now} faces "
+            f"(same model, other crops): use the detector the gallery was built with "
+            f"({'yunet' if made == 'aligned' else 'haar'}), or rebuild it into a new --index"
+        )

@@ -33,9 +33,9 @@ from indexer.defaults import resolve_model
 from indexer.detect import make_detector
 from indexer.embedder import COMPILED_BATCHES, Embedder, load_embedder
 from indexer.errors import ImageTooLarge
-from indexer.faceflow import FlowSpec, check_space, flow_spec, resolve_detector, vector_space
+from indexer.faceflow import FlowSpec, flow_spec, resolve_detector, vector_space
 from indexer.pipeline import FaceMode, FacePipeline, ImageFaces
-from indexer.store import GalleryStore, store_exists
+from indexer.store import GalleryStore
 from service.batcher import MicroBatcher
 from service.metrics import Metrics
 from service.settings import ServiceSettings
@@ -192,9 +192,6 @@ class Engine:
         log.info("detector: %s (%s), %s crops", spec.detector, spec.detector_model or "built in",
                  spec.crops)  # fmt: skip
         space = vector_space(embedder.info, spec)
-        if store_exists(settings.data_dir, settings.store_url):
-            with GalleryStore(settings.data_dir, store_url=settings.store_url) as existing:
-                check_space(existing.model, space)
         store = GalleryStore(
             settings.data_dir,
             model=space,

@@ -16,7 +16,6 @@ from indexer.detector_file import YUNET_SHA256, install_detector
 from indexer.errors import ModelMismatch, ModelNotFound
 from indexer.faceflow import (
     FlowSpec,
-    check_space,
     face_dict,
     flow_spec,
     match_dict,
@@ -24,6 +23,7 @@ from indexer.faceflow import (
     threshold,
     vector_space,
 )
+from indexer.gallery_db import check_space
 from indexer.records import FaceRecord, Match
 
 ALIGNED = ModelInfo("resnet50", 256, 96, fingerprint="abc", alignment=ALIGN_0095,
