@@ -30,30 +30,12 @@ if [[ -z $python ]]; then
     if [[ -x .venv/bin/python ]]; then python=.venv/bin/python; else python=python3; fi
 fi
 
-missing() {
-    "$python" - <<'PY'
-import importlib.util
-need = ["torch", "torchvision", "numpy", "cv2", "faiss", "fastapi", "uvicorn", "pydantic",
-        "pydantic_settings", "multipart", "prometheus_client", "httpx", "pytest", "pytest_timeout"]
-print(" ".join(n for n in need if importlib.util.find_spec(n) is None))
-PY
-}
-
-# A machine without a registry gets what it lacks from the wheels packed for the trip, into a
-# private folder; a machine that has everything (a set-up venv) uses what it has.
-lacking=$(missing)
-if [[ -n $lacking ]] && compgen -G ".gpu-carry/wheels/*.whl" >/dev/null; then
-    site=${TMPDIR:-/tmp}/facefind-gpu-site
-    echo "missing: $lacking; installing the carried wheels into $site"
-    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target "$site" .gpu-carry/wheels/*.whl
-    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-    lacking=$(missing)
-fi
-if [[ -n $lacking ]]; then
-    echo "error: missing Python modules: $lacking (pack them: python -m benchmarks.gpu_pack)" >&2
-    exit 3
-fi
+# shellcheck source=scripts/carried-wheels.sh
+source scripts/carried-wheels.sh
+use_carried_wheels "$python" "${TMPDIR:-/tmp}/facefind-gpu-site" \
+    "pack them: python -m benchmarks.gpu_pack" \
+    torch torchvision numpy cv2 faiss fastapi uvicorn pydantic pydantic_settings multipart \
+    prometheus_client httpx pytest pytest_timeout
 "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
 if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true

@@ -27,38 +27,22 @@ python=${PYTHON:-}
 if [[ -z $python ]]; then
     if [[ -x .venv/bin/python ]]; then python=.venv/bin/python; else python=python3; fi
 fi
-missing() {
-    "$python" - <<'PY'
-import importlib.util
-need = ["torch", "torchvision", "numpy", "cv2", "pydantic", "pydantic_settings",
-        "pytorch_metric_learning", "matplotlib", "tqdm"]
-print(" ".join(n for n in need if importlib.util.find_spec(n) is None))
-PY
-}
-lacking=$(missing)
-if [[ -n $lacking ]] && compgen -G ".gpu-carry/wheels/*.whl" >/dev/null; then
-    site=${TMPDIR:-/tmp}/facefind-train-site
-    echo "missing: $lacking; installing the carried wheels into $site"
-    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target "$site" .gpu-carry/wheels/*.whl
-    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-    lacking=$(missing)
-fi
-if [[ -n $lacking ]]; then
-    echo "error: missing Python modules: $lacking (bash scripts/gpu-train-prepare.sh packs them)" >&2
-    exit 3
-fi
+# shellcheck source=scripts/carried-wheels.sh
+source scripts/carried-wheels.sh
+use_carried_wheels "$python" "${TMPDIR:-/tmp}/facefind-train-site" \
+    "bash scripts/gpu-train-prepare.sh packs them" \
+    torch torchvision numpy cv2 pydantic pydantic_settings pytorch_metric_learning matplotlib tqdm
 
 pack=${FACEFIND_GPU_PACK:-.gpu-carry/travel.npz}
 [[ -f $pack ]] || { echo "error: no travel pack at $pack (bash scripts/gpu-train-prepare.sh)" >&2; exit 3; }
 run=${TMPDIR:-/tmp}/facefind-gpu-run
 rm -rf "$run"
 if [[ $mode == --cpu ]]; then
-    args=(--device cpu --arch resnet18 --image-size 40 --sizes 32:0.5,40:0.5 --batch-size 16
+    args=(--device cpu --arch resnet18 --image-size 40 --sizes "32:0.5,40:0.5" --batch-size 16
           --ids-per-batch 2 --val-share 0.5 --val-every 32 --max-steps 4 --warmup-steps 1)
     minutes=${FACEFIND_GPU_MINUTES:-2}
 else
-    args=(--device cuda --compile --image-size 80 --sizes 64:0.6,80:0.4 --batch-size 512
+    args=(--device cuda --compile --image-size 80 --sizes "64:0.6,80:0.4" --batch-size 512
           --ids-per-batch 64 --lr 2e-3 --warmup-steps 200 --val-every 300000)
     minutes=${FACEFIND_GPU_MINUTES:-7}
 fi
@@ -69,4 +53,4 @@ split -b 15m -d "$run/model.pt" "$out/model.pt.part-"
 (cd "$out" && sha256sum model.pt.part-* > SHA256SUMS && sha256sum < "$run/model.pt" \
     | sed 's/-$/model.pt/' >> SHA256SUMS)
 cp "$run/metrics.csv" "$run/config.json" "$out/"
-echo "done: $(ls "$out" | tr '\n' ' ')"
+echo "done: files in $out"

@@ -73,9 +73,9 @@ class Run:
         # fused: one kernel over all parameters, a tenth of the step's time on 2 CPU cores
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.lr,
                                            weight_decay=s.weight_decay, fused=True)  # fmt: skip
-        total_steps = math.ceil(s.total_images / s.batch_size)
+        self.total_steps = math.ceil(s.total_images / s.batch_size)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, WarmupCosine(s.warmup_steps, total_steps)
+            self.optimizer, WarmupCosine(s.warmup_steps, self.total_steps)
         )
         self.forward = torch.compile(self.model) if s.compile else self.model
         self.triplet = losses.TripletMarginLoss(margin=s.margin)
@@ -88,10 +88,9 @@ class Run:
     def run(self) -> str:
         s, started = self.s, self.started
         last_save, steps_now = started, 0
-        total_steps = math.ceil(s.total_images / s.batch_size)
         reason = "schedule done"
         tick = time.monotonic()
-        while self.progress.step < total_steps or s.schedule == "time":
+        while self.progress.step < self.total_steps or s.schedule == "time":
             parts = self._step()
             steps_now += 1
             now = time.monotonic()
@@ -209,7 +208,7 @@ class Run:
         self.scheduler.load_state_dict(state["scheduler"])
         self.progress = Progress(**state["progress"])
         # A resumed run keeps its schedule unless --total-images was changed on purpose.
-        self.scheduler.lr_lambdas[0].total = math.ceil(self.s.total_images / self.s.batch_size)
+        self.scheduler.lr_lambdas[0].total = self.total_steps
         log.info("resumed at step %d (%d images, %.0f training minutes)", self.progress.step,
                  self.progress.images, self.progress.minutes)  # fmt: skip
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from indexer.align import Landmarks
 from indexer.batch import process_images
 from indexer.faceflow import FlowSpec
 
@@ -27,7 +26,6 @@ class CropResult:
     face_found: bool
     box: tuple[int, int, int, int]
     error: str = ""
-    landmarks: Landmarks | None = None
 
 
 def crop_faces(
@@ -41,5 +39,4 @@ def crop_faces(
             yield CropResult(result.path, None, False, (0, 0, 0, 0), result.error or "unread")
             continue
         face = result.faces.faces[0]
-        yield CropResult(result.path, face.crop, face.detected, face.box,
-                         landmarks=face.landmarks)  # fmt: skip
+        yield CropResult(result.path, face.crop, face.detected, face.box)
