@@ -8,8 +8,9 @@ nose in most faces and costs accuracy).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -57,10 +58,11 @@ class Alignment:
         return {"kind": self.kind, "template": [list(p) for p in self.template]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object] | None) -> Alignment:
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Alignment:
+        """From ``to_dict``'s JSON, as a checkpoint or a pack's meta.json holds it."""
         if not data:
             return cls()
-        template = tuple((float(x), float(y)) for x, y in data.get("template", []))  # type: ignore[attr-defined]
+        template = tuple((float(x), float(y)) for x, y in data.get("template", []))
         return cls(str(data.get("kind", "box")), template)
 
 

@@ -17,7 +17,7 @@ from indexer.build import build_gallery, find_images
 from indexer.defaults import resolve_model
 from indexer.detector_file import install_detector
 from indexer.embedder import Embedder, load_embedder
-from indexer.errors import FacefindError
+from indexer.errors import ConfigError, FacefindError
 from indexer.evaluate import evaluate, read_manifest
 from indexer.faceflow import (
     FlowSpec,
@@ -29,11 +29,22 @@ from indexer.faceflow import (
     vector_space,
 )
 from indexer.pipeline import FaceMode
-from indexer.settings import IndexerSettings
+from indexer.settings import (
+    BatchSettings,
+    FaceFlowSettings,
+    IndexerSettings,
+    IndexSettings,
+    ModelSettings,
+    StoreSettings,
+)
+from indexer.settings_flags import add_settings_flags, load_settings
 from indexer.store import DB_NAME, GalleryStore, store_exists
 from indexer.vector_index import gpus_available
 
 log = logging.getLogger("indexer")
+
+FLOW_GROUPS = (ModelSettings, FaceFlowSettings, BatchSettings)
+"""The flags of every command that finds and embeds faces."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,10 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build", help="index every image below a folder (incremental)")
     build.add_argument("gallery", type=Path, help="folder of photos; sub-folder name = label")
     build.add_argument("--index", type=Path, required=True, help="store directory to write")
-    _add_model_options(build)
     build.add_argument("--faces", choices=["largest", "all"], default="largest")
-    build.add_argument("--index-factory", help="FAISS index: auto (default) or a factory string")
-    _add_store_option(build)
+    add_settings_flags(build, *FLOW_GROUPS, StoreSettings, IndexSettings)
 
     search = sub.add_parser("search", help="top-k gallery faces for query images")
     search.add_argument("queries", nargs="+", type=Path, help="image files or folders")
@@ -56,21 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=10)
     search.add_argument("--format", choices=["json", "challenge"], default="json")
     search.add_argument("--faces", choices=["largest", "all"], default="largest")
-    _add_model_options(search)
-    _add_store_option(search)
+    add_settings_flags(search, *FLOW_GROUPS, StoreSettings)
 
     fetch = sub.add_parser("fetch-detector", help="install YuNet's model file, checked by hash")
     fetch.add_argument("--from", dest="source", type=Path, help="a local copy instead of the zoo")
 
     info = sub.add_parser("info", help="describe a store: model, size, index type, device")
     info.add_argument("--index", type=Path, required=True)
-    _add_store_option(info)
+    add_settings_flags(info, StoreSettings)
 
     ev = sub.add_parser("evaluate", help="top-1/5/10 and mAP on a benchmark manifest")
     ev.add_argument("manifest", type=Path, help="CSV with columns path,identity,role")
     ev.add_argument("--root", type=Path, required=True, help="folder the manifest's paths are in")
     ev.add_argument("--json", type=Path, dest="json_out", help="also write the figures here")
-    _add_model_options(ev)
+    add_settings_flags(ev, *FLOW_GROUPS)
 
     cl = sub.add_parser("cluster", help="group the gallery's faces into persons")
     cl.add_argument("--index", type=Path, required=True)
@@ -81,31 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_store_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store-url",
-        help="postgresql://user@host:port/db: the gallery on a PostgreSQL server; --index then "
-        "only caches the search index (default: SQLite in --index)",
-    )
-
-
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="checkpoint path or 'imagenet' (default: shipped model)")
-    parser.add_argument("--detector", choices=["haar", "yunet", "none"])
-    parser.add_argument("--detector-model", type=Path, help="model file for --detector yunet")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--workers", type=int, help="decode/detect processes (0: one per core)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = _settings(args)
     try:
-        return COMMANDS[args.command](args, settings)
-    except (FacefindError, ValueError, FileNotFoundError) as exc:
+        return COMMANDS[args.command](args, load_settings(IndexerSettings, args))
+    except (FacefindError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -113,26 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _settings(args: argparse.Namespace) -> IndexerSettings:
-    """Environment (FACEFIND_*) first; flags given on the command line win."""
-    flags = {
-        name: getattr(args, name, None)
-        for name in ("model", "detector", "detector_model", "batch_size", "workers", "device")
-    }
-    flags["precision"] = getattr(args, "precision", None)
-    flags["index_factory"] = getattr(args, "index_factory", None)
-    flags["store_url"] = getattr(args, "store_url", None)
-    return IndexerSettings(**{k: v for k, v in flags.items() if v is not None})
-
-
 def _embedder(settings: IndexerSettings) -> Embedder:
     return load_embedder(resolve_model(settings.model), settings.device, settings.precision)
 
 
 def _spec(settings: IndexerSettings, embedder: Embedder, mode: FaceMode = "largest") -> FlowSpec:
-    return flow_spec(
-        embedder.info, settings.detector, settings.detector_model, settings.max_pixels, mode
-    )
+    return flow_spec(embedder.info, settings, mode)
 
 
 def _store(
@@ -143,16 +118,9 @@ def _store(
     return GalleryStore(index, space, embedder.embedding_dim, factory, store_url=url)
 
 
-def _positive(value: int, name: str) -> int:
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1")
-    return value
-
-
 def cmd_build(args: argparse.Namespace, settings: IndexerSettings) -> int:
     if not args.gallery.is_dir():
         raise FileNotFoundError(f"gallery folder not found: {args.gallery}")
-    _positive(settings.batch_size, "--batch-size")
     embedder = _embedder(settings)
     spec = _spec(settings, embedder, args.faces)
     with _store(args.index, embedder, spec, settings.index_factory, settings.store_url) as store:
@@ -165,14 +133,15 @@ def cmd_build(args: argparse.Namespace, settings: IndexerSettings) -> int:
 
 
 def cmd_search(args: argparse.Namespace, settings: IndexerSettings) -> int:
-    _positive(args.k, "-k")
+    if args.k < 1:
+        raise ConfigError("-k must be at least 1")
     _require_store(args.index, settings.store_url)
     embedder = _embedder(settings)
     spec = _spec(settings, embedder, args.faces)
     paths = _expand(args.queries)
     same_person_at = threshold(embedder.info)
     with _store(args.index, embedder, spec, url=settings.store_url) as store:
-        results = []
+        results: list[dict[str, Any]] = []
         for result in process_images(paths, spec, settings.workers):
             if result.error is not None or result.faces is None:
                 results.append({"query": str(result.path), "error": result.error})

@@ -10,13 +10,17 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import cv2
 import numpy as np
+from cv2.data import haarcascades
 
 from indexer.align import Landmarks
+from indexer.errors import ConfigError
+from indexer.settings import Detector
 
-DETECTORS = ("haar", "yunet", "none")
+DETECTORS: tuple[str, ...] = get_args(Detector)
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class HaarDetector(FaceDetector):
 
     def __init__(self, max_side: int = 640, min_neighbors: int = 5) -> None:
         super().__init__(max_side)
-        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        path = Path(haarcascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise RuntimeError(f"OpenCV's Haar cascade could not be loaded from {path}")
@@ -80,8 +84,8 @@ class HaarDetector(FaceDetector):
         )
         # The cascade's level weight is unbounded; squash it into (0, 1) so scores compare.
         return [
-            Face(tuple(int(v) for v in box), 1.0 / (1.0 + math.exp(-float(w) / 2.0)))
-            for box, w in zip(boxes, np.ravel(weights), strict=False)
+            Face((int(x), int(y), int(bw), int(bh)), 1.0 / (1.0 + math.exp(-float(w) / 2.0)))
+            for (x, y, bw, bh), w in zip(boxes, np.ravel(weights), strict=False)
         ]
 
 
@@ -152,12 +156,12 @@ def make_detector(name: str, model_path: Path | None = None) -> FaceDetector:
         return WholeImageDetector()
     if name == "yunet":
         if model_path is None:
-            raise ValueError(
+            raise ConfigError(
                 "the yunet detector needs a model file: pass --detector-model PATH "
                 "(face_detection_yunet.onnx from the OpenCV model zoo)"
             )
         return YuNetDetector(Path(model_path))
-    raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    raise ConfigError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 
 def largest_face(faces: list[Face]) -> Face | None:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from indexer.checkpoint import ModelInfo, load_checkpoint
-from indexer.errors import WeightsUnavailable
+from indexer.errors import ConfigError, WeightsUnavailable
 from indexer.model import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet, build_backbone
 
 log = logging.getLogger(__name__)
@@ -174,9 +174,9 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
+        raise ConfigError("--device cuda was asked for, but no CUDA GPU is available")
     if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ValueError(f"unknown device {device!r}; choose auto, cpu or cuda")
+        raise ConfigError(f"unknown device {device!r}; choose auto, cpu or cuda")
     return torch.device(device)
 
 
@@ -185,7 +185,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision in choices:
         return choices[precision]
     if precision != "auto":
-        raise ValueError(f"unknown precision {precision!r}; choose auto, fp32, bf16 or fp16")
+        raise ConfigError(f"unknown precision {precision!r}; choose auto, fp32, bf16 or fp16")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_native_bf16() else torch.float32

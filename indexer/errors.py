@@ -43,3 +43,8 @@ class Conflict(FacefindError):
 
 class StoreUnavailable(FacefindError):
     """The gallery database server cannot be reached now; worth retrying, nothing is lost."""
+
+
+class ConfigError(FacefindError, ValueError):
+    """A setting or flag has a value facefind cannot use (an unknown detector, a store URL of
+    another kind, a device that is not there); a ValueError too, for callers of the core."""

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from indexer.align import BOX, Alignment
+from indexer.decode import DEFAULT_MAX_PIXELS
 from indexer.defaults import DEFAULT_DETECTOR_MODEL, FETCH_DETECTOR
 from indexer.detect import make_detector
 from indexer.pipeline import FaceMode, FacePipeline, ImageFaces, encode_jpeg
 from indexer.records import Match, NewFace
+from indexer.settings import FaceFlowSettings
 
 if TYPE_CHECKING:  # the worker processes that run the pipeline never import torch
     from indexer.checkpoint import ModelInfo
@@ -41,7 +43,7 @@ class FlowSpec:
     detector_model: Path | None
     input_size: int
     alignment: Alignment = BOX
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     mode: FaceMode = "largest"
 
     def pipeline(self) -> FacePipeline:
@@ -57,17 +59,13 @@ class FlowSpec:
         return "aligned" if aligned else "box"
 
 
-def flow_spec(
-    info: ModelInfo,
-    detector: str,
-    detector_model: Path | None,
-    max_pixels: int,
-    mode: FaceMode = "largest",
-) -> FlowSpec:
+def flow_spec(info: ModelInfo, faces: FaceFlowSettings, mode: FaceMode = "largest") -> FlowSpec:
     """The pipeline for a model: its input size and alignment, the chosen detector (YuNet
     falls back to Haar, with one warning, where its model file is not installed)."""
-    detector, detector_model = resolve_detector(detector, detector_model)
-    spec = FlowSpec(detector, detector_model, info.input_size, info.alignment, max_pixels, mode)
+    detector, detector_model = resolve_detector(faces.detector, faces.detector_model)
+    spec = FlowSpec(
+        detector, detector_model, info.input_size, info.alignment, faces.max_pixels, mode
+    )
     spec.pipeline()  # a bad detector name or an unreadable model file fails here, in one line
     return spec
 

@@ -7,6 +7,8 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
+from indexer.errors import ConfigError
+
 DEFAULT_ARCH = "resnet50"
 DEFAULT_EMBEDDING_DIM = 256
 DEFAULT_INPUT_SIZE = 112
@@ -53,7 +55,7 @@ def build_backbone(arch: str, weights: str | None = None) -> nn.Module:
         return torchvision.models.get_model(arch, weights=weights)
     except (ValueError, KeyError) as exc:
         known = ", ".join(sorted(torchvision.models.list_models(torchvision.models))[:12])
-        raise ValueError(
+        raise ConfigError(
             f"unknown architecture {arch!r} (torchvision models: {known}, ...)"
         ) from exc
 
@@ -69,7 +71,7 @@ def strip_classifier(model: nn.Module) -> int:
         if isinstance(module, nn.Linear):
             last_name, last = name, module
     if last is None or last_name is None:
-        raise ValueError(f"{type(model).__name__} has no final Linear layer to replace")
+        raise ConfigError(f"{type(model).__name__} has no final Linear layer to replace")
     parent = model
     *path, leaf = last_name.split(".")
     for part in path:

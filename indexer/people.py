@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 
 from indexer.checkpoint import ModelInfo
+from indexer.errors import ConfigError
 from indexer.faceflow import threshold as calibrated_threshold
 
 Method = Literal["whispers", "components"]
@@ -96,6 +97,7 @@ def knn_graph(
 def _knn_index(vectors: np.ndarray) -> faiss.Index:
     """Exact search for small galleries; IVF beyond, as the gallery's own index is chosen."""
     n, dim = vectors.shape
+    index: faiss.Index
     if n <= EXACT_KNN_LIMIT:
         index = faiss.IndexFlatIP(dim)
     else:
@@ -194,14 +196,14 @@ def cluster(
 ) -> np.ndarray:
     """One person number per face (0, 1, ... largest first), UNASSIGNED for the rest."""
     if min_faces < 1:
-        raise ValueError("the minimum number of faces per person must be at least 1")
+        raise ConfigError("the minimum number of faces per person must be at least 1")
     graph = knn_graph(vectors, threshold, k, progress)
     if method == "components":
         classes = components(graph)
     elif method == "whispers":
         classes = whispers(graph, fixed, progress=progress)
     else:
-        raise ValueError(f"unknown clustering method {method!r}: whispers or components")
+        raise ConfigError(f"unknown clustering method {method!r}: whispers or components")
     return persons(classes, min_faces, None if fixed is None else np.asarray(fixed) >= 0)
 
 

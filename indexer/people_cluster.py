@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.errors import ConfigError
 from indexer.people import (
     DEFAULT_K,
     DEFAULT_MIN_FACES,
@@ -129,7 +130,11 @@ def _join(
     if not todo or not current:
         return {}
     by_name = {label: p for p, label in labels.items() if label}
-    joins = {faces.ids[i]: by_name[faces.labels[i]] for i in todo if faces.labels[i] in by_name}
+    joins = {
+        faces.ids[i]: by_name[label]
+        for i in todo
+        if (label := faces.labels[i]) is not None and label in by_name
+    }
     left = [i for i in todo if faces.ids[i] not in joins and faces.labels[i] is None]
     row = {f: i for i, f in enumerate(faces.ids)}
     member_rows = np.array([row[f] for f in current if f in row], dtype=np.int64)
@@ -170,8 +175,8 @@ def _keep_ids(
     kept: dict[int, int] = {}
     claimed: set[int] = set()
     for key, members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-        old = Counter(stored.get(faces.ids[i], (None, False))[0] for i in members)
-        old.pop(None, None)
+        previous = (stored.get(faces.ids[i], (None, False))[0] for i in members)
+        old = Counter(p for p in previous if p is not None)
         for person, _ in old.most_common():
             if person not in claimed:
                 claimed.add(person)
@@ -240,7 +245,7 @@ def cluster_command(
     from tqdm import tqdm
 
     if min_faces < 1:
-        raise ValueError("--min-faces must be at least 1")
+        raise ConfigError("--min-faces must be at least 1")
     where = "given by --threshold"
     if threshold is None:
         threshold, where = gallery_threshold(PeopleStore(db_path).gallery_model(), model)

@@ -223,7 +223,7 @@ class PostgresGalleryDatabase:
 
     def _fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with self._connection() as conn:
-            return conn.execute(sql, args).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql, args).fetchall()
 
     def _one(self, sql: str, *args: Any) -> Any:
         return self._fetch(sql, *args)[0][0]

@@ -19,6 +19,7 @@ calls it); the store's own writes go through the same path.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import sqlite3
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.errors import ModelMismatch, NotFound, StoreCorrupt, StoreUnavailable
+from indexer.errors import ConfigError, ModelMismatch, NotFound, StoreCorrupt, StoreUnavailable
 from indexer.gallery_db import (
     SCHEMA_VERSION,
     FileState,
@@ -195,11 +196,11 @@ class GalleryStore:
         with self._lock:
             return self._db.page(offset, limit, label)
 
-    def labels(self) -> list[tuple[str, int]]:
+    def labels(self) -> builtins.list[tuple[str, int]]:
         with self._lock:
             return self._db.labels()
 
-    def find_by_hash(self, content_hash: str) -> list[FaceRecord]:
+    def find_by_hash(self, content_hash: str) -> builtins.list[FaceRecord]:
         with self._lock:
             return self._db.find_by_hash(content_hash)
 
@@ -208,7 +209,7 @@ class GalleryStore:
         with self._lock:
             return self._db.file_states()
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[Match]]:
+    def search(self, vectors: np.ndarray, k: int) -> builtins.list[builtins.list[Match]]:
         """Top-k gallery faces per query vector, best first."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim or vectors.shape[-1])
         with self._lock:
@@ -290,7 +291,7 @@ class GalleryStore:
             raise ModelMismatch("this gallery was opened without a model and cannot take new faces")
         return self.model, self.dim
 
-    def _forget(self, rowids: list[int]) -> int:
+    def _forget(self, rowids: builtins.list[int]) -> int:
         """Drop removed rows from the index once the database committed their removal.
 
         Should we die before the index is saved again, the removal count makes the next open
@@ -351,11 +352,11 @@ def _open_database(directory: Path, store_url: str | None) -> GalleryDatabase:
         try:  # psycopg is the optional `postgres` extra: SQLite users need not install it
             from indexer.postgres_db import PostgresGalleryDatabase
         except ImportError as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"{exc}: a PostgreSQL store needs `pip install 'facefind[postgres]'`"
             ) from exc
         return PostgresGalleryDatabase(store_url)
-    raise ValueError(f"unknown store URL {store_url!r}: use postgresql://user@host:port/database")
+    raise ConfigError(f"unknown store URL {store_url!r}: use postgresql://user@host:port/database")
 
 
 def _check(face: NewFace, vector: np.ndarray, dim: int) -> None:

@@ -14,6 +14,7 @@ import faiss
 import numpy as np
 
 from indexer.atomic import atomic_path
+from indexer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class VectorIndex:
         self.dim = dim
         self.factory = factory
         self._cpu = _make(dim, factory)
-        self._gpu = None
+        self._gpu: faiss.Index | None = None
         self._want_gpu = gpus_available() if use_gpu is None else use_gpu
 
     @classmethod
@@ -110,7 +111,7 @@ class VectorIndex:
         """Inverted lists scanned per query: the recall/speed dial of IVF indexes."""
         ivf = faiss.try_extract_index_ivf(self._cpu)
         if ivf is None:
-            raise ValueError(f"nprobe applies to IVF indexes, not {self.factory}")
+            raise ConfigError(f"nprobe applies to IVF indexes, not {self.factory}")
         ivf.nprobe = int(value)
         self._gpu = None
 
@@ -130,7 +131,7 @@ class VectorIndex:
     def remove(self, ids: np.ndarray) -> bool:
         """False when this index type cannot remove (HNSW): the caller rebuilds it."""
         try:
-            self._cpu.remove_ids(np.ascontiguousarray(ids, dtype=np.int64))
+            self._cpu.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64)))
         except RuntimeError:
             return False
         self._gpu = None
@@ -171,7 +172,7 @@ def _make(dim: int, factory: str) -> faiss.Index:
     try:
         return faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
-        raise ValueError(f"invalid FAISS index factory string {factory!r}: {exc}") from exc
+        raise ConfigError(f"invalid FAISS index factory string {factory!r}: {exc}") from exc
 
 
 def _min_training_size(index: faiss.Index) -> int:
@@ -188,6 +189,6 @@ def _tune(index: faiss.Index) -> None:
         hnsw.hnsw.efSearch = max(hnsw.hnsw.efSearch, 128)
 
 
-def _hnsw(index: faiss.Index) -> faiss.Index | None:
-    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+def _hnsw(index: faiss.Index) -> faiss.IndexHNSW | None:
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
     return inner if isinstance(inner, faiss.IndexHNSW) else None

@@ -10,12 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
-from pydantic import ValidationError
 
-from service.settings import ServiceSettings
+from indexer.errors import ConfigError
+from indexer.settings_flags import add_settings_flags, load_settings
+from service.settings import SERVICE_FLAGS, ServiceSettings
+
+if TYPE_CHECKING:  # FastAPI loads only when serving, not for --help
+    from fastapi import FastAPI
 
 USAGE_ERROR = 2
 
@@ -27,36 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "setting can also be given as an environment variable FACEFIND_<NAME>, e.g. "
         "FACEFIND_API_KEYS, FACEFIND_MAX_UPLOAD_BYTES, FACEFIND_CORS_ORIGINS, FACEFIND_DEVICE.",
     )
-    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="TCP port (default 8000)")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        help="gallery directory, as written by `python -m indexer build --index DIR` (default data)",
-    )
-    parser.add_argument(
-        "--store-url",
-        help="postgresql://user@host:port/db: the gallery on a PostgreSQL server shared by "
-        "several replicas (default: SQLite in the data directory)",
-    )
-    parser.add_argument(
-        "--model", help="embedder checkpoint, or 'imagenet' (default: shipped model)"
-    )
-    parser.add_argument("--detector", choices=["haar", "yunet", "none"], help="face detector")
-    parser.add_argument("--detector-model", type=Path, help="model file of the yunet detector")
-    parser.add_argument(
-        "--device", choices=["auto", "cpu", "cuda"], help="where the embedder runs (default auto)"
-    )
+    add_settings_flags(parser, *SERVICE_FLAGS)
     return parser.parse_args(argv)
-
-
-def load_settings(args: argparse.Namespace) -> ServiceSettings:
-    overrides = {
-        name: value
-        for name, value in vars(args).items()
-        if value is not None and name in ServiceSettings.model_fields
-    }
-    return ServiceSettings(**overrides)
 
 
 class _DropMessages(logging.Filter):
@@ -92,22 +68,21 @@ def configure_logging(level: str) -> None:
 class _HideStartupTraceback(logging.Filter):
     """The one-line reason is printed at exit; the lifespan's traceback would only bury it."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: FastAPI) -> None:
         super().__init__()
         self.app = app
 
     def filter(self, record: logging.LogRecord) -> bool:
-        failed = getattr(self.app.state, "startup_error", None)  # type: ignore[attr-defined]
+        failed = getattr(self.app.state, "startup_error", None)
         return not (failed and str(record.msg).startswith("Traceback"))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_settings(args)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        print(f"facefind: error: invalid settings: {problems}", file=sys.stderr)
+        settings = load_settings(ServiceSettings, args)
+    except ConfigError as exc:
+        print(f"facefind: error: invalid settings: {exc}", file=sys.stderr)
         return USAGE_ERROR
     configure_logging(settings.log_level)
     from service.main import create_app  # torch and the rest load only when serving, not for --help

@@ -29,9 +29,6 @@ class _Job:
     future: Future[np.ndarray] = field(default_factory=Future)
 
 
-_STOP = object()
-
-
 class MicroBatcher:
     """Queue in front of ``embed(crops, batch_size)``; the only thread that calls it."""
 
@@ -48,7 +45,8 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.wait_s = wait_s
         self._on_batch = on_batch
-        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        # None is the stop signal: the worker finishes the jobs queued before it, then ends.
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="facefind-embedder", daemon=True)
         self._closed = False
         self._thread.start()
@@ -72,13 +70,13 @@ class MicroBatcher:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._queue.put(None)
         self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
-            if first is _STOP:
+            if first is None:
                 return
             batch, stop = self._gather(first)
             self._process(batch)
@@ -99,7 +97,7 @@ class MicroBatcher:
                 )
             except queue.Empty:
                 break
-            if job is _STOP:
+            if job is None:
                 return batch, True
             batch.append(job)
             size += len(job.crops)

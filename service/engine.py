@@ -173,7 +173,7 @@ class Engine:
 
     @classmethod
     def open(cls, settings: ServiceSettings, metrics: Metrics) -> Engine:
-        """Load the model (eager), the detector and the store; raises FacefindError/ValueError.
+        """Load the model (eager), the detector and the store; raises FacefindError.
 
         One log line per stage. Compiling is left to ``start_compiling``, so that the port
         opens in seconds.
@@ -187,8 +187,7 @@ class Engine:
             embedder.input_size, embedder.embedding_dim, model,
         )  # fmt: skip
         log.info("device: %s, %s", embedder.device, embedder.precision)
-        spec = flow_spec(embedder.info, settings.detector, settings.detector_model,
-                         settings.max_pixels)  # fmt: skip
+        spec = flow_spec(embedder.info, settings)
         log.info("detector: %s (%s), %s crops", spec.detector, spec.detector_model or "built in",
                  spec.crops)  # fmt: skip
         space = vector_space(embedder.info, spec)

@@ -65,7 +65,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             engine = await run_in_threadpool(Engine.open, settings, metrics)
-        except (FacefindError, ValueError, OSError) as exc:
+        except (FacefindError, OSError) as exc:
             app.state.startup_error = str(exc)
             raise
         app.state.engine = engine

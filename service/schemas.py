@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -68,6 +68,9 @@ class RejectedPublic(BaseModel):
     status: int = Field(description="The HTTP status this error would have on its own.")
 
 
+_Entry = TypeVar("_Entry", bound="GalleryEntryPublic")
+
+
 class GalleryEntryPublic(BaseModel):
     id: str
     label: str | None = Field(description="Who this is; null when unknown.")
@@ -83,7 +86,8 @@ class GalleryEntryPublic(BaseModel):
     image_url: str = Field(description="Where the stored face crop (JPEG) is served.")
 
     @classmethod
-    def of(cls, record: FaceRecord, **extra: Any) -> GalleryEntryPublic:
+    def of(cls: type[_Entry], record: FaceRecord, **extra: Any) -> _Entry:
+        """The subclass it is called on, so ``AddedEntryPublic.of`` is an ``AddedEntryPublic``."""
         return cls(**asdict(record), image_url=f"/gallery/{record.id}/image", **extra)
 
 

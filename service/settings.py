@@ -6,32 +6,42 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
+
+from indexer.settings import (
+    FaceFlowSettings,
+    IndexSettings,
+    ModelSettings,
+    SettingsGroup,
+    StoreSettings,
+)
 
 
-class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FACEFIND_", extra="ignore")
+class ListenSettings(SettingsGroup):
+    """Where the service listens and keeps its gallery: the settings that are also flags."""
 
-    model: str | None = None
-    """Checkpoint path, or ``imagenet``; the shipped default model when unset."""
+    host: str = "127.0.0.1"
+    """Interface to listen on."""
+    port: int = Field(8000, ge=1, le=65535)
+    """TCP port."""
     data_dir: Path = Path("data")
-    """The gallery store: the same directory `python -m indexer build --index DIR` writes."""
-    detector: Literal["haar", "yunet", "none"] = "yunet"
-    """YuNet (landmarks, aligned faces) from models/ or ``detector_model``; Haar where its
-    file is not installed (said once at start-up)."""
-    detector_model: Path | None = None
-    device: str = "auto"
-    precision: str = "auto"
+    """The gallery store: the directory `python -m indexer build --index DIR` writes."""
+
+
+SERVICE_FLAGS = (ListenSettings, ModelSettings, FaceFlowSettings, StoreSettings, IndexSettings)
+"""The groups ``python -m service`` has flags for; the rest (API keys above all: a flag would
+show them in the process list) only come from the environment."""
+
+
+class ServiceSettings(
+    ListenSettings, ModelSettings, FaceFlowSettings, StoreSettings, IndexSettings
+):
+    """The shared groups and the service's own settings."""
+
     compile: bool = True
     """torch.compile the embedder (CPU) in the background after start-up: the eager embedder
     serves meanwhile (one to four minutes on 2 cores), then the compiled one, 2-3x faster on
     small batches, for about 0.5 GB more memory; stays eager where it cannot compile."""
-    index_factory: str = "auto"
-    store_url: str | None = None
-    """``postgresql://user@host:port/db``: the gallery on a PostgreSQL server shared by several
-    replicas (``data_dir`` then only caches the search index); SQLite in ``data_dir`` if unset."""
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Comma-separated; when set, every route but /health and /ready needs ``X-API-Key``."""
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
@@ -40,7 +50,6 @@ class ServiceSettings(BaseSettings):
     """Largest request body, cut off while it streams in: bounds what a batch upload spools."""
     max_files: int = Field(50, gt=0)
     """Most images in one request (``POST /gallery``, ``POST /query/batch``)."""
-    max_pixels: int = Field(40_000_000, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_batch: int = Field(32, gt=0)

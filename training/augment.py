@@ -26,15 +26,21 @@ def to_input(crops: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def augment(
-    crops: torch.Tensor, mirrored: torch.Tensor, size: int, generator: torch.Generator
+    crops: torch.Tensor,
+    mirrored: torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """A training view of each crop: ``mirrored`` (B,) bool flips it (its teacher target is
-    the mirrored view's), then a small random similarity warp and colour change."""
+    the mirrored view's), then a small random similarity warp and colour change whose ranges
+    scale with ``strength`` (0: the mirror alone, as the pilot trained)."""
     x = crops.permute(0, 3, 1, 2).float().div_(255.0)
     x = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
     x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    x = _warp(x, generator)
-    x = _colour(x, generator)
+    if strength > 0:
+        x = _warp(x, generator, strength)
+        x = _colour(x, generator, strength)
     return _normalise(x).contiguous(memory_format=torch.channels_last)
 
 
@@ -44,11 +50,13 @@ def _uniform(
     return (torch.rand(n, generator=g) * (high - low) + low).to(like.device)
 
 
-def _warp(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def _warp(x: torch.Tensor, g: torch.Generator, k: float) -> torch.Tensor:
     n = len(x)
-    angle = _uniform(n, -6.0, 6.0, x, g) * (math.pi / 180.0)
-    scale = _uniform(n, 0.93, 1.07, x, g)
-    shift = torch.stack([_uniform(n, -0.06, 0.06, x, g), _uniform(n, -0.06, 0.06, x, g)], 1)
+    angle = _uniform(n, -6.0 * k, 6.0 * k, x, g) * (math.pi / 180.0)
+    scale = _uniform(n, 1 - 0.07 * k, 1 + 0.07 * k, x, g)
+    shift = torch.stack(
+        [_uniform(n, -0.06 * k, 0.06 * k, x, g), _uniform(n, -0.06 * k, 0.06 * k, x, g)], 1
+    )
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
                          torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # fmt: skip
@@ -56,18 +64,21 @@ def _warp(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def _colour(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def _colour(x: torch.Tensor, g: torch.Generator, k: float) -> torch.Tensor:
     n = len(x)
     grey = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device)[:, None, None]).sum(
         1, keepdim=True
     )
-    saturation = _uniform(n, 0.7, 1.3, x, g)[:, None, None, None]
-    saturation = torch.where(_uniform(n, 0, 1, x, g)[:, None, None, None] < 0.1, 0.0, saturation)
+    saturation = _uniform(n, 1 - 0.3 * k, 1 + 0.3 * k, x, g)[:, None, None, None]
+    grey_share = 0.1 * k
+    saturation = torch.where(
+        _uniform(n, 0, 1, x, g)[:, None, None, None] < grey_share, 0.0, saturation
+    )
     x = grey + (x - grey) * saturation
-    contrast = _uniform(n, 0.8, 1.2, x, g)[:, None, None, None]
+    contrast = _uniform(n, 1 - 0.2 * k, 1 + 0.2 * k, x, g)[:, None, None, None]
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = mean + (x - mean) * contrast
-    brightness = _uniform(n, 0.8, 1.2, x, g)[:, None, None, None]
+    brightness = _uniform(n, 1 - 0.2 * k, 1 + 0.2 * k, x, g)[:, None, None, None]
     return (x * brightness).clamp_(0.0, 1.0)
 
 

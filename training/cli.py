@@ -10,14 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from indexer.errors import FacefindError
+from indexer.settings import FaceFlowSettings
+from indexer.settings_flags import add_settings_flags, load_settings
 from training.distill_settings import DistillSettings
 from training.settings import TrainSettings
 
 EXIT_USAGE = 2
+PREPARE_ONLY = frozenset({"crop_size", "max_pixels"})
+"""Settings of ``prepare`` that ``train`` has no flag for."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep = sub.add_parser("prepare", help="crop every face of a labelled photo collection")
     prep.add_argument("src", type=Path, help="one folder per identity, or CelebA's layout")
     prep.add_argument("--out", type=Path, required=True, help="folder for the crops")
-    prep.add_argument("--detector", choices=("haar", "yunet", "none"))
-    prep.add_argument("--detector-model", type=Path)
+    add_settings_flags(prep, FaceFlowSettings, skip=frozenset({"max_pixels"}))
     prep.add_argument("--size", dest="crop_size", type=int, help="crop side in pixels (128)")
     prep.add_argument("--workers", type=int, help="processes; 0 = one per core")
 
@@ -46,44 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--threads", type=int, default=1, help="teacher threads")
 
     train = sub.add_parser("train", help="train an embedder on prepared crops")
-    train.add_argument(
-        "--data", type=Path, nargs="+", required=True, help="crops made by `prepare`"
-    )
-    train.add_argument("--teacher", type=Path, nargs="+", help="targets made by `teach`")
-    train.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
-    for flag, kind in (
-        ("--arch", str),
-        ("--image-size", int),
-        ("--embedding-dim", int),
-        ("--epochs", int),
-        ("--classes-per-batch", int),
-        ("--images-per-class", int),
-        ("--pretrained", str),
-        ("--device", str),
-        ("--precision", str),
-        ("--lr", float),
-        ("--backbone-lr-scale", float),
-        ("--weight-decay", float),
-        ("--warmup-steps", int),
-        ("--margin", float),
-        ("--mining", str),
-        ("--patience", int),
-        ("--time-limit", float),
-        ("--seed", int),
-        ("--workers", int),
-        ("--threads", int),
-        ("--val-manifest", Path),
-        ("--val-root", Path),
-        ("--val-fraction", float),
-        ("--min-images", int),
-        ("--max-steps-per-epoch", int),
-        ("--detector", str),
-        ("--detector-model", Path),
-        ("--distill-weight", float),
-        ("--teacher-only-per-batch", int),
-    ):
-        train.add_argument(flag, type=kind)
-    train.add_argument("--resume", action="store_true", default=None, help="continue from last.pt")
+    add_settings_flags(train, TrainSettings, required=frozenset({"data", "out"}), skip=PREPARE_ONLY)
 
     tr = sub.add_parser("travel", help="a pack as one small file, for a GPU machine")
     tr.add_argument("pack", type=Path, nargs="+", help="pack folders")
@@ -92,34 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--size", type=int, default=80, help="crop side in pixels")
 
     distill = sub.add_parser("distill", help="teach a ResNet50 the teacher's vectors of packs")
-    add_settings_flags(distill, DistillSettings, required={"pack", "out"})
+    add_settings_flags(distill, DistillSettings, required=frozenset({"pack", "out"}))
 
     export = sub.add_parser("export", help="a run's checkpoint as a small half-precision model")
     export.add_argument("checkpoint", type=Path)
     export.add_argument("dest", type=Path)
     return parser
-
-
-def add_settings_flags(
-    parser: argparse.ArgumentParser, settings: type[BaseSettings], required: set[str]
-) -> None:
-    """One flag per settings field, typed and documented by the field itself: the settings
-    class is the one list of options (environment variables and flags alike)."""
-    for name, field in settings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        doc = (field.description or "").split(". ")[0]
-        kind = str(field.annotation)
-        if field.annotation is bool:
-            parser.add_argument(flag, action="store_true", default=None, help=doc)
-        elif "list" in kind:
-            parser.add_argument(flag, type=Path, nargs="+", required=name in required, help=doc)
-        else:
-            caster: type = str
-            for word, cast in (("Path", Path), ("int", int), ("float", float)):
-                if word in kind:
-                    caster = cast
-                    break
-            parser.add_argument(flag, type=caster, required=name in required, help=doc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,11 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if flags.get("resume"):
                 flags = saved_settings(args.out, DistillSettings) | flags
-            print(distill(DistillSettings(**flags)))
+            print(distill(load_settings(DistillSettings, flags)))
             return 0
         if flags.get("resume"):
             flags = saved_settings(args.out) | flags
-        settings = TrainSettings(**flags)
+        settings = load_settings(TrainSettings, flags)
         if args.command == "prepare":
             return _prepare(args.src, args.out, settings)
         from training.train import train
@@ -168,11 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = train(settings)
         print(result)
         return 0
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]).replace("_", "-")
-        print(f"error: --{where}: {first['msg']}", file=sys.stderr)
-    except (FacefindError, ValueError, FileNotFoundError) as exc:
+    except (FacefindError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

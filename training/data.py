@@ -6,10 +6,10 @@ would teach the network views that serving never shows it.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 
 from indexer.errors import FacefindError, UnreadableImage
 from indexer.model import IMAGENET_MEAN, IMAGENET_STD
-from training.prepare import CROPS_CSV, IMAGE_SUFFIXES
+from training.crop_files import identity_tree, read_listing
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,8 @@ def read_crops(root: Path) -> list[Sample]:
     """The crops of a ``prepare`` output (its crops.csv), or any folder-per-identity tree."""
     if not root.is_dir():
         raise FacefindError(f"training data folder not found: {root}")
-    listing = root / CROPS_CSV
-    if listing.is_file():
-        with listing.open(newline="") as fh:
-            samples = [Sample(root / r["crop"], r["identity"]) for r in csv.DictReader(fh)]
-    else:
-        samples = [
-            Sample(path, person.name)
-            for person in sorted(p for p in root.iterdir() if p.is_dir())
-            for path in sorted(person.iterdir())
-            if path.suffix.lower() in IMAGE_SUFFIXES
-        ]
+    rows = read_listing(root)
+    samples = [Sample(root / r.crop, r.identity) for r in rows or identity_tree(root)]
     if not samples:
         raise FacefindError(f"no face crops in {root}; make them with `python -m training prepare`")
     return samples
@@ -95,9 +86,13 @@ def load_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-class CropDataset(Dataset):
-    """(image tensor, integer label); labels index ``classes``, sorted identity names, and
-    are -1 for unlabelled crops."""
+_Item = TypeVar("_Item")
+
+
+class LabelledCrops(Dataset[_Item]):
+    """Crops and their labels: labels index ``classes``, sorted identity names, and are -1
+    for unlabelled crops. Generic in what one item is, so a dataset that adds teacher targets
+    to each item is one of these, not a ``CropDataset`` whose items changed shape."""
 
     def __init__(self, samples: Sequence[Sample], transform: v2.Transform) -> None:
         self.samples = list(samples)
@@ -109,6 +104,14 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def image(self, i: int) -> torch.Tensor:
+        """The i-th crop, read and augmented: (C, H, W)."""
         image = torch.from_numpy(load_rgb(self.samples[i].path)).permute(2, 0, 1)
-        return self.transform(image), int(self.labels[i])
+        return self.transform(image)
+
+
+class CropDataset(LabelledCrops[tuple[torch.Tensor, int]]):
+    """(image tensor, integer label)."""
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.image(i), int(self.labels[i])

@@ -7,7 +7,6 @@ crops. All of them that have a target also learn to point where the teacher poin
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -19,24 +18,8 @@ from torch.utils.data import DataLoader, Sampler
 from torchvision.transforms import v2
 
 from indexer.errors import FacefindError
-from training.data import CropDataset, Sample
-from training.teach import META, TARGETS, load_targets
+from training.data import LabelledCrops, Sample
 from training.teacher import TEACHER_DIM
-
-
-def read_targets(folders: Sequence[Path]) -> dict[Path, np.ndarray]:
-    """Absolute crop path -> teacher vector, over every targets folder given."""
-    found: dict[Path, np.ndarray] = {}
-    for folder in folders:
-        if not (folder / TARGETS).is_file() or not (folder / META).is_file():
-            raise FacefindError(
-                f"--teacher {folder}: no {TARGETS} there; make it with "
-                "`python -m training teach CROPS --out FOLDER`"
-            )
-        crops = Path(json.loads((folder / META).read_text())["crops"])
-        vectors, _ = load_targets(folder)
-        found.update({crops / rel: v for rel, v in vectors.items()})
-    return found
 
 
 def match_targets(samples: Sequence[Sample], found: dict[Path, np.ndarray]) -> np.ndarray:
@@ -63,7 +46,7 @@ def match_targets(samples: Sequence[Sample], found: dict[Path, np.ndarray]) -> n
     return targets
 
 
-class TaughtDataset(CropDataset):
+class TaughtDataset(LabelledCrops[tuple[torch.Tensor, int, torch.Tensor, bool]]):
     """(image, label, target, has target): a zero target where the teacher has none."""
 
     def __init__(
@@ -73,9 +56,8 @@ class TaughtDataset(CropDataset):
         self.has_target = ~np.isnan(targets[:, 0])
         self.targets = torch.from_numpy(np.nan_to_num(targets))
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor, bool]:  # type: ignore[override]
-        image, label = super().__getitem__(i)
-        return image, label, self.targets[i], bool(self.has_target[i])
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor, bool]:
+        return self.image(i), int(self.labels[i]), self.targets[i], bool(self.has_target[i])
 
 
 class MixedBatches(Sampler[list[int]]):

@@ -74,9 +74,8 @@ class Run:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.lr,
                                            weight_decay=s.weight_decay, fused=True)  # fmt: skip
         self.total_steps = math.ceil(s.total_images / s.batch_size)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, WarmupCosine(s.warmup_steps, self.total_steps)
-        )
+        self.schedule = WarmupCosine(s.warmup_steps, self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         self.forward = torch.compile(self.model) if s.compile else self.model
         self.triplet = losses.TripletMarginLoss(margin=s.margin)
         self.miner = miners.TripletMarginMiner(margin=s.margin, type_of_triplets="all")
@@ -134,7 +133,7 @@ class Run:
         generator = torch.Generator().manual_seed(s.seed * 1_000_003 + self.progress.step)
         index = batch.index.to(self.device)
         mirrored = batch.mirrored.to(self.device)
-        images = augment(data.crops[index], mirrored, size, generator)
+        images = augment(data.crops[index], mirrored, size, generator, s.augment)
         targets = data.targets[index, mirrored.long()]
         self.model.train()
         with torch.autocast(self.device.type, dtype=self.dtype,
@@ -165,6 +164,7 @@ class Run:
 
     def _validate(self, parts: tuple[float, float, float, float]) -> None:
         model = self.ema.module
+        assert isinstance(model, EmbeddingNet)  # AveragedModel holds a deep copy of self.model
         metrics = validate(model, self.data, self.s.image_size, self.device, self.dtype)
         self.progress.last_val = self.progress.images
         log.info("validation at %d images: top-1 %.3f top-5 %.3f mAP %.3f; same person at "
@@ -174,7 +174,7 @@ class Run:
         self.files.append_metrics({"step": self.progress.step, "images": self.progress.images,
                                    "minutes": round(self.progress.minutes, 2),
                                    "size": self.s.size_at(self._fraction()),
-                                   "lr": self.scheduler.get_last_lr()[0], "loss": parts[0],
+                                   "lr": float(self.scheduler.get_last_lr()[0]), "loss": parts[0],
                                    "cos": parts[1], "rel": parts[2], "tri": parts[3],
                                    **metrics})  # fmt: skip
         self.files.plot()
@@ -208,7 +208,7 @@ class Run:
         self.scheduler.load_state_dict(state["scheduler"])
         self.progress = Progress(**state["progress"])
         # A resumed run keeps its schedule unless --total-images was changed on purpose.
-        self.scheduler.lr_lambdas[0].total = self.total_steps
+        self.schedule.total = self.total_steps  # load_state_dict updated it in place
         log.info("resumed at step %d (%d images, %.0f training minutes)", self.progress.step,
                  self.progress.images, self.progress.minutes)  # fmt: skip
 

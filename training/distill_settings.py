@@ -6,12 +6,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from indexer.errors import ConfigError
+from indexer.settings import DeviceSettings
 
 Paths = Annotated[list[Path], NoDecode]
 
 
-class DistillSettings(BaseSettings):
+class DistillSettings(DeviceSettings):
+    """The shared device group and the distillation run's own settings."""
+
     model_config = SettingsConfigDict(
         env_prefix="FACEFIND_DISTILL_", extra="ignore", use_attribute_docstrings=True
     )
@@ -36,6 +41,9 @@ class DistillSettings(BaseSettings):
     ema: float = Field(0.999, ge=0.0, lt=1.0)
     """Weights averaged over about 1/(1-ema) steps are validated and shipped: the pilot's raw
     weights turned noisy at a constant learning rate."""
+    augment: float = Field(1.0, ge=0.0, le=2.0)
+    """Strength of the random warp and colour change (1: a few degrees, 7% scale, 6% shift,
+    20% contrast and brightness, 10% grey; 0: the mirror alone)."""
     relational_weight: float = Field(1.0, ge=0.0)
     triplet_weight: float = Field(0.5, ge=0.0)
     margin: float = Field(0.2, gt=0.0)
@@ -51,9 +59,7 @@ class DistillSettings(BaseSettings):
     (a one-shot GPU run whose speed is not known beforehand) the share of --time-limit spent."""
     max_steps: int | None = Field(None, ge=1)
     """Stop after this many steps in this invocation (tests, smoke runs)."""
-    device: str = "auto"
     threads: int | None = Field(None, ge=1)
-    precision: str = "auto"
     compile: bool = False
     """torch.compile the training step's network (GPU runs)."""
     seed: int = 0
@@ -70,6 +76,7 @@ class DistillSettings(BaseSettings):
     def _time_needs_a_limit(self) -> DistillSettings:
         if self.schedule == "time" and not self.time_limit:
             raise ValueError("--schedule time needs --time-limit")
+        self.size_plan()  # a malformed plan fails with the other settings, before any work
         return self
 
     def size_plan(self) -> list[tuple[int, float]]:
@@ -77,10 +84,13 @@ class DistillSettings(BaseSettings):
         plan = []
         for part in self.sizes.split(","):
             size, _, share = part.partition(":")
-            plan.append((int(size), float(share or 1.0)))
+            try:
+                plan.append((int(size), float(share or 1.0)))
+            except ValueError:
+                raise ConfigError(f"--sizes is SIZE:SHARE,...: not {self.sizes!r}") from None
         total = sum(s for _, s in plan)
         if total <= 0 or plan[-1][0] != self.image_size:
-            raise ValueError(f"--sizes must end at --image-size {self.image_size}: {self.sizes}")
+            raise ConfigError(f"--sizes must end at --image-size {self.image_size}: {self.sizes}")
         return [(size, share / total) for size, share in plan]
 
     def size_at(self, fraction: float) -> int:

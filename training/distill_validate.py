@@ -45,7 +45,8 @@ def protocol_metrics(vectors: np.ndarray, identities: np.ndarray) -> dict[str, f
     rows: dict[str, list[int]] = defaultdict(list)
     for i, name in enumerate(identities):
         rows[str(name)].append(i)
-    queries, gallery = [], []
+    queries: list[int] = []
+    gallery: list[int] = []
     for members in rows.values():
         if len(members) == 1:
             gallery += members

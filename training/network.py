@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from indexer.checkpoint import load_checkpoint
-from indexer.errors import FacefindError, WeightsUnavailable
+from indexer.errors import ConfigError, FacefindError, WeightsUnavailable
 from indexer.model import EmbeddingNet, build_backbone
 from training.settings import TrainSettings
 
@@ -43,7 +43,7 @@ def build_model(settings: TrainSettings) -> tuple[EmbeddingNet, bool]:
 def imagenet_backbone(arch: str) -> torch.nn.Module:
     try:
         return build_backbone(arch, weights="DEFAULT")
-    except ValueError:
+    except ConfigError:
         raise
     except Exception as exc:
         raise WeightsUnavailable(

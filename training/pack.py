@@ -19,9 +19,9 @@ import numpy as np
 from indexer.align import ALIGN_0095
 from indexer.errors import FacefindError
 from indexer.faceflow import FlowSpec
+from training.crop_files import IMAGE_SUFFIXES
 from training.faces import CropResult, crop_faces
 from training.pack_files import FAILED, SHARD_SIZE, PackMeta, Shard, shard_name
-from training.prepare import IMAGE_SUFFIXES
 from training.reid_teacher import REID_DIM, REID_SIZE, ReidTeacher, teacher_views
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,9 @@ def pack(
 
 
 def _shard(results: list[CropResult], chunk: list[tuple[Path, str]], teacher: ReidTeacher) -> Shard:
-    keep = [i for i, r in enumerate(results) if r.crop is not None and r.face_found]
-    crops = (
-        np.stack([results[i].crop for i in keep]) if keep else np.zeros((0, 128, 128, 3), np.uint8)
-    )
+    kept = [(i, r.crop) for i, r in enumerate(results) if r.crop is not None and r.face_found]
+    keep = [i for i, _ in kept]
+    crops = np.stack([crop for _, crop in kept]) if kept else np.zeros((0, 128, 128, 3), np.uint8)
     views = [teacher.encode(v) if len(v) else np.zeros((0, REID_DIM), np.float32)
              for v in teacher_views(crops)]  # fmt: skip
     return Shard(

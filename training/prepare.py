@@ -8,7 +8,6 @@ photo stood in (as serving does), so poor sources can be found and removed.
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from dataclasses import dataclass
@@ -19,14 +18,13 @@ import cv2
 from indexer.align import ALIGN_0095, BOX
 from indexer.errors import FacefindError
 from indexer.faceflow import FlowSpec
+from training.crop_files import IMAGE_SUFFIXES, CropRow, write_listing
 from training.faces import crop_faces
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".webp", ".tif", ".tiff"}
 CELEBA_LABELS = "identity_CelebA.txt"
 CELEBA_IMAGE_DIRS = ("", "img_align_celeba", "img_celeba", "Img/img_align_celeba", "Img/img_celeba")
-CROPS_CSV = "crops.csv"
 
 
 @dataclass
@@ -109,9 +107,7 @@ def prepare(
     identity_of = dict(pairs)
     report = PrepareReport(len(pairs), 0, [])
     taken: set[Path] = set()
-    with (out / CROPS_CSV).open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["crop", "identity", "source", "face_found", "x", "y", "w", "h"])
+    with write_listing(out) as listing:
         paths = [p for p, _ in pairs]
         # YuNet's landmarks align each face to the teacher's template; Haar crops a box.
         alignment = ALIGN_0095 if detector == "yunet" else BOX
@@ -128,7 +124,9 @@ def prepare(
                 raise FacefindError(f"could not write {target}")
             report.faces_found += result.face_found
             rel = target.relative_to(out).as_posix()
-            writer.writerow([rel, identity, str(result.path), int(result.face_found), *result.box])
+            listing.add(
+                CropRow(rel, identity, str(result.path), bool(result.face_found), result.box)
+            )
     for line in report.unreadable:
         log.warning("skipped %s", line)
     return report

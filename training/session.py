@@ -12,14 +12,16 @@ from torch.utils.data import DataLoader
 
 from indexer.embedder import resolve_precision
 from indexer.errors import FacefindError
+from indexer.model import EmbeddingNet
 from training.data import CropDataset, Sample, read_all_crops, train_transform
-from training.distill import TaughtDataset, make_taught_loader, match_targets, read_targets
+from training.distill import TaughtDataset, make_taught_loader, match_targets
 from training.distributed import Dist
 from training.loop import make_loss
 from training.network import WarmupCosine, build_model, make_optimizer
 from training.run_files import LAST, RunFiles
 from training.settings import TrainSettings
 from training.split import keep_frequent, split_identities
+from training.target_files import read_targets
 from training.validate import ValidationSet, from_manifest, from_samples
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class Session:
     settings: TrainSettings
     ctx: Dist
     files: RunFiles
-    model: torch.nn.Module
+    model: EmbeddingNet
     net: torch.nn.Module
     """The model as trained: wrapped in DDP when there are several processes."""
     loader: DataLoader
@@ -58,6 +60,8 @@ class Session:
 
 
 def build_session(s: TrainSettings, ctx: Dist) -> Session:
+    if s.out is None:
+        raise FacefindError("train needs --out RUN_FOLDER")
     dtype = resolve_precision(s.precision, ctx.device)
     model, pretrained = build_model(s)
     samples, valset = load_data(s, ctx.main)
@@ -83,7 +87,7 @@ def build_session(s: TrainSettings, ctx: Dist) -> Session:
         "torch": torch.__version__,
     }
     session = Session(
-        s, ctx, RunFiles(s.out), model, ctx.wrap(model), loader, steps, valset,  # type: ignore[arg-type]
+        s, ctx, RunFiles(s.out), model, ctx.wrap(model), loader, steps, valset,
         optimizer, schedule, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), scaler,
         loss_fn, miner, dtype, config,
     )  # fmt: skip
@@ -114,7 +118,7 @@ def load_data(s: TrainSettings, main: bool) -> tuple[list[Sample], ValidationSet
 
 def make_training_data(
     samples: list[Sample], s: TrainSettings, world: int
-) -> tuple[CropDataset, DataLoader]:
+) -> tuple[CropDataset | TaughtDataset, DataLoader]:
     """Identities with ``min_images`` crops for P x K batches; with a teacher, the other
     crops that have a target join every batch too."""
     pool = keep_frequent(samples, s.min_images)

@@ -7,21 +7,26 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from indexer.model import DEFAULT_EMBEDDING_DIM, DEFAULT_INPUT_SIZE
+from indexer.settings import Detector, DeviceSettings, FaceFlowSettings
 from training.teacher import TEACHER_DIM
 
 Paths = Annotated[list[Path], NoDecode]
 """One or more paths: a list of flags, or one string split at os.pathsep (environment)."""
 
 
-class TrainSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FACEFIND_TRAIN_", extra="ignore")
+class TrainSettings(DeviceSettings, FaceFlowSettings):
+    """The shared device and face-flow groups, and the triplet recipe's own settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FACEFIND_TRAIN_", extra="ignore", use_attribute_docstrings=True
+    )
 
     # prepare
-    detector: str = "haar"
-    detector_model: Path | None = None
+    detector: Detector = "haar"
+    """The triplet recipe's crops are Haar boxes (``distill`` packs aligned YuNet crops)."""
     crop_size: int = Field(128, ge=16)
     """Prepared crops are larger than the training size so random crops have room."""
 
@@ -61,10 +66,8 @@ class TrainSettings(BaseSettings):
     time_limit: float | None = Field(None, gt=0.0)
     """Minutes; training stops after the epoch in which the budget would run out."""
     max_steps_per_epoch: int | None = Field(None, ge=1)
-    device: str = "auto"
     threads: int | None = Field(None, ge=1)
     """CPU threads for torch; on a CPU shared with other work 1 beats 2 (no spinning barriers)."""
-    precision: str = "auto"
     resume: bool = False
 
     # train: distillation

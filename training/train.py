@@ -64,14 +64,14 @@ def _epochs(session: Session, started: float) -> str:
             assert session.valset is not None
             metrics = validate(session.model, session.valset, s.image_size, str(ctx.device),
                                s.precision)  # fmt: skip
-            row = {"epoch": progress.epoch, "lr": session.scheduler.get_last_lr()[-1],
+            row = {"epoch": progress.epoch, "lr": float(session.scheduler.get_last_lr()[-1]),
                    "loss": stats.loss, "distill": stats.distill, "triplets": stats.triplets,
                    "img_per_s": stats.images_per_second, "seconds": stats.seconds,
                    **metrics}  # fmt: skip
             reason = _record(session, row)
             seconds.append(time.monotonic() - epoch_start)
             if s.time_limit and not reason:
-                reason = _fit_time(session, seconds, started)
+                reason = _fit_time(session, seconds, started, s.time_limit)
         session.schedule.total = ctx.share(session.schedule.total)
         if ctx.agree(bool(reason)):
             return reason or "stopped by the main process"
@@ -102,14 +102,14 @@ def _record(session: Session, row: dict[str, float]) -> str:
     return ""
 
 
-def _fit_time(session: Session, seconds: list[float], started: float) -> str:
-    """Stop when another epoch would overrun; else shrink the LR schedule to what fits."""
-    s = session.settings
-    left = s.time_limit * 60.0 - (time.monotonic() - started)  # type: ignore[operator]
+def _fit_time(session: Session, seconds: list[float], started: float, minutes: float) -> str:
+    """Stop when another epoch would overrun the ``minutes`` of the run; else shrink the LR
+    schedule to what fits."""
+    left = minutes * 60.0 - (time.monotonic() - started)
     per_epoch = float(np.mean(seconds))
     if left < per_epoch:
-        return f"time limit of {s.time_limit:g} minutes reached"
-    fits = min(s.epochs, session.progress.epoch + math.floor(left / per_epoch))
+        return f"time limit of {minutes:g} minutes reached"
+    fits = min(session.settings.epochs, session.progress.epoch + math.floor(left / per_epoch))
     session.schedule.total = min(session.schedule.total, fits * session.steps)
     return ""
 

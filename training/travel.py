@@ -66,12 +66,18 @@ def load_travel(path: Path) -> Pack:
                            if k in PackMeta.__dataclass_fields__})  # fmt: skip
         blob, ends = data["jpeg"], data["ends"]
         starts = np.concatenate([[0], ends[:-1]])
-        crops = np.stack([
-            cv2.cvtColor(cv2.imdecode(blob[a:b], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            for a, b in zip(starts, ends, strict=True)
-        ])  # fmt: skip
+        crops = np.stack([_decode_crop(blob[a:b], path, i)
+                          for i, (a, b) in enumerate(zip(starts, ends, strict=True))])  # fmt: skip
         targets = data["targets"].astype(np.float32) / TARGET_SCALE
         targets /= np.maximum(np.linalg.norm(targets, axis=-1, keepdims=True), 1e-6)
         identities = data["identities"]
     paths = np.array([f"{path.name}#{i}" for i in range(len(crops))])
     return Pack(meta, crops, targets.astype(np.float16), identities, paths)
+
+
+def _decode_crop(jpeg: np.ndarray, path: Path, number: int) -> np.ndarray:
+    """One RGB crop; a damaged file says which face, not OpenCV's assertion on an empty image."""
+    bgr = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FacefindError(f"{path}: face {number} is not a readable JPEG (a damaged file?)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

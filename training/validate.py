@@ -18,6 +18,7 @@ from indexer.checkpoint import ModelInfo
 from indexer.embedder import Embedder
 from indexer.errors import FacefindError
 from indexer.evaluate import read_manifest, retrieval_metrics
+from indexer.faceflow import FlowSpec
 from indexer.model import EmbeddingNet
 from training.data import Sample, load_rgb
 from training.faces import crop_faces
@@ -39,10 +40,13 @@ class ValidationSet:
 def from_manifest(
     manifest: Path, root: Path, size: int, detector: str, detector_model: Path | None, workers: int
 ) -> ValidationSet:
-    """Crop a benchmark's raw photos exactly as the protocol does (largest face, fallback)."""
+    """Crop a benchmark's raw photos exactly as the protocol does (largest face, fallback).
+
+    Box crops: what ``validate`` embeds them as, and what a trained checkpoint declares."""
     rows = read_manifest(manifest, root)
     paths = [r.path for r in rows]
-    results = list(crop_faces(paths, detector, detector_model, size, workers, "validation crops"))
+    spec = FlowSpec(detector, detector_model, size)
+    results = list(crop_faces(paths, spec, workers, "validation crops"))
     bad = [r for r in results if r.crop is None]
     if bad:
         raise FacefindError(f"a validation image could not be read: {bad[0].error}")

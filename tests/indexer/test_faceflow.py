@@ -25,6 +25,7 @@ from indexer.faceflow import (
 )
 from indexer.gallery_db import check_space
 from indexer.records import FaceRecord, Match
+from indexer.settings import Detector, FaceFlowSettings
 
 ALIGNED = ModelInfo("resnet50", 256, 96, fingerprint="abc", alignment=ALIGN_0095,
                     thresholds={"0.01": 0.4, "0.001": 0.5})  # fmt: skip
@@ -32,16 +33,16 @@ BOXED = ModelInfo("resnet50", 256, 96, fingerprint="old")
 
 
 def test_an_aligned_model_gets_aligned_crops_from_yunet(yunet_model: Path) -> None:
-    spec = flow_spec(ALIGNED, "yunet", yunet_model, 40_000_000)
+    spec = flow_spec(ALIGNED, _faces("yunet", yunet_model))
     assert spec.alignment == ALIGN_0095 and spec.input_size == 96 and spec.crops == "aligned"
     assert vector_space(ALIGNED, spec) == "abc"
-    haar = flow_spec(ALIGNED, "haar", None, 40_000_000)
+    haar = flow_spec(ALIGNED, _faces("haar"))
     assert haar.crops == "box" and vector_space(ALIGNED, haar) == "abc:box"
-    assert vector_space(BOXED, flow_spec(BOXED, "yunet", yunet_model, 1000)) == "old"
+    assert vector_space(BOXED, flow_spec(BOXED, _faces("yunet", yunet_model))) == "old"
 
 
 def test_aligned_crop_of_a_real_photo(shared_data: Path, yunet_model: Path) -> None:
-    spec = flow_spec(ALIGNED, "yunet", yunet_model, 40_000_000)
+    spec = flow_spec(ALIGNED, _faces("yunet", yunet_model))
     photo = sorted((shared_data / "five-celebrity").rglob("*.jpg"))[0]
     image = spec.pipeline().from_bytes(read_image_bytes(photo), mode="all")
     face = image.faces[0]
@@ -59,13 +60,13 @@ def test_missing_yunet_falls_back_to_haar_with_one_warning(
     monkeypatch.setattr(faceflow, "DEFAULT_DETECTOR_MODEL", tmp_path / "none.onnx")
     faceflow._warn_no_yunet.cache_clear()
     with caplog.at_level(logging.WARNING):
-        first = flow_spec(ALIGNED, "yunet", None, 1000)
-        again = flow_spec(ALIGNED, "yunet", None, 1000)
+        first = flow_spec(ALIGNED, _faces("yunet"))
+        again = flow_spec(ALIGNED, _faces("yunet"))
     assert first.detector == again.detector == "haar"
     warnings = [r for r in caplog.records if "YuNet's model file is not installed" in r.message]
     assert len(warnings) == 1 and "python -m indexer fetch-detector" in warnings[0].message
     with pytest.raises(FileNotFoundError):  # a file named explicitly must exist
-        flow_spec(ALIGNED, "yunet", tmp_path / "missing.onnx", 1000)
+        flow_spec(ALIGNED, _faces("yunet", tmp_path / "missing.onnx"))
 
 
 def test_gallery_of_other_crops_is_refused_with_a_sentence() -> None:
@@ -117,3 +118,7 @@ def test_fetch_detector_without_network_fails_clearly(
     with pytest.raises(ModelNotFound, match="could not download YuNet"):
         detector_file.install_detector(None, tmp_path / "y.onnx", timeout=5)
     assert not (tmp_path / "y.onnx").exists()
+
+
+def _faces(detector: Detector, model: Path | None = None) -> FaceFlowSettings:
+    return FaceFlowSettings(detector=detector, detector_model=model)

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from service_process import REPO, clean_env, free_port
 
-from service.__main__ import load_settings, parse_args
+from indexer.settings_flags import load_settings
+from service.__main__ import parse_args
+from service.settings import ServiceSettings
 
 
 def run_service(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -40,7 +42,8 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("FACEFIND_PORT", "9001")
     monkeypatch.setenv("FACEFIND_HOST", "0.0.0.0")
     monkeypatch.setenv("FACEFIND_API_KEYS", "a, b")
-    settings = load_settings(parse_args(["--port", "9002", "--data-dir", str(tmp_path)]))
+    args = parse_args(["--port", "9002", "--data-dir", str(tmp_path)])
+    settings = load_settings(ServiceSettings, args)
     assert (settings.port, settings.host, settings.data_dir) == (9002, "0.0.0.0", tmp_path)
     assert settings.api_keys == ["a", "b"]
 

@@ -25,7 +25,9 @@ from training.cli import main
 from training.data import CropDataset, read_crops, train_transform
 from training.loop import make_loss, train_epoch
 from training.network import WarmupCosine, build_model, make_optimizer
+from training.session import load_data
 from training.settings import TrainSettings
+from training.validate import validate
 
 
 def metrics_rows(run: Path) -> list[dict[str, str]]:
@@ -209,3 +211,30 @@ def test_training_can_start_from_a_checkpoint(tiny_run: Path, tmp_path: Path) ->
     wrong = settings.model_copy(update={"arch": "resnet50"})
     with pytest.raises(FacefindError, match="resnet18"):
         build_model(wrong)
+
+
+def test_a_validation_manifest_is_cropped_from_its_raw_photos(
+    crops_dir: Path, tmp_path: Path, shared_data: Path
+) -> None:
+    """--val-manifest: the benchmark's own photos, cropped as serving crops them, validate."""
+    root = shared_data / "five-celebrity"
+    people = sorted(p.name for p in root.iterdir())[:3]
+    manifest = tmp_path / "val.csv"
+    with manifest.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "identity", "role"])
+        for person in people:
+            for n, photo in enumerate(sorted((root / person).iterdir())[:3]):
+                writer.writerow(
+                    [f"{person}/{photo.name}", person, "query" if n == 0 else "gallery"]
+                )
+    settings = TrainSettings(
+        data=[crops_dir], val_manifest=manifest, val_root=root, image_size=40, workers=1
+    )
+    samples, valset = load_data(settings, main=True)
+    assert len(samples) == len(read_crops(crops_dir))  # all of them train
+    assert valset is not None and len(valset) == 9 and int(valset.is_query.sum()) == 3
+    assert all(crop.shape == (40, 40, 3) for crop in valset.crops)
+    assert 0.0 < valset.face_found <= 1.0
+    metrics = validate(EmbeddingNet("resnet18", 32), valset, 40, "cpu", "fp32")
+    assert 0.0 <= metrics["top1"] <= 1.0 and metrics["mAP"] > 0

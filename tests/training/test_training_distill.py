@@ -27,7 +27,8 @@ from training.loop import make_loss, train_epoch
 from training.network import WarmupCosine, make_optimizer
 from training.prepare import prepare
 from training.settings import TrainSettings
-from training.teach import FAILED, TARGETS, load_targets, teach
+from training.target_files import FAILED, TARGETS, load_targets
+from training.teach import teach
 from training.teacher import INSTALL, TEACHER_DIM, load_dlib, teacher_available
 
 needs_teacher = pytest.mark.skipif(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, 
 from fastapi.responses import JSONResponse
 
 from service.api.deps import EngineDep, require_api_key
-from service.api.routes import BY_ID, PROTECTED, UPLOAD, FacesMode, errors
+from service.api.routes import BY_ID, PROTECTED, UPLOAD, FacesMode, Responses, errors
 from service.enrolment import EnrolOptions, enrol
 from service.errors import no_such_entry, too_many_files
 from service.schemas import (
@@ -34,7 +34,7 @@ EntryId = Annotated[str, Path(description="A gallery entry's id.")]
 Label = Annotated[str | None, Form(min_length=1, max_length=200, description="Who this is.")]
 
 
-NOTHING_ADDED = {
+NOTHING_ADDED: Responses = {
     status: {
         "model": NothingAddedPublic,
         "description": f"{why} When no file at all was added, `rejected` lists every file with "

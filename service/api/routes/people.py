@@ -15,7 +15,7 @@ from indexer.people_cluster import group_faces
 from indexer.people_store import PeopleStore
 from indexer.store import DB_NAME
 from service.api.deps import EngineDep, require_api_key
-from service.api.routes import PROTECTED, errors
+from service.api.routes import PROTECTED, Responses, errors
 from service.engine import Engine
 from service.people_schemas import (
     ClusterPublic,
@@ -34,7 +34,9 @@ router = APIRouter(
     dependencies=[Depends(require_api_key)],
     responses=PROTECTED,
 )
-NO_PERSON = {404: {"model": ErrorPublic, "description": "There is no person with this id."}}
+NO_PERSON: Responses = {
+    404: {"model": ErrorPublic, "description": "There is no person with this id."}
+}
 PersonId = Annotated[
     int, Path(ge=1, le=2**63 - 1, description="A person's id, as GET /people lists them.")
 ]
