@@ -14,15 +14,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from indexer.batch import ImageResult, process_images
+from indexer.decode import IMAGE_SUFFIXES
 from indexer.embedder import Embedder
 from indexer.faceflow import FlowSpec, crops_of, new_faces
 from indexer.store import GalleryStore
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm", ".gif"}
-)
 
 
 @dataclass

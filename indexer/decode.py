@@ -18,6 +18,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from indexer.errors import ImageTooLarge, UnreadableImage
 
 DEFAULT_MAX_PIXELS = 40_000_000
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm", ".gif"}
+)
+"""The file names a folder walk takes for images (the content decides, not the name)."""
 
 # Our own limit is checked before decoding; Pillow's global guard is kept as a second net.
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS * 2

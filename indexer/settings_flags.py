@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import types
-import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -59,12 +58,12 @@ def load_settings(cls: type[SettingsT], args: argparse.Namespace | dict[str, Any
     try:
         return cls(**given)
     except ValidationError as exc:
-        raise settings_error(exc, cls) from None
+        raise _settings_error(exc, cls, set(given)) from None
 
 
-def settings_error(exc: ValidationError, cls: type[BaseSettings]) -> ConfigError:
-    """pydantic's report as one clause per problem, each naming the setting, its flag and its
-    environment variable (the value may have come from either)."""
+def _settings_error(exc: ValidationError, cls: type[BaseSettings], flags: set[str]) -> ConfigError:
+    """pydantic's report as one clause per problem, each naming the setting and where its
+    value came from: the flag where one was given, else the environment variable."""
     prefix = str(cls.model_config.get("env_prefix", ""))
     problems = []
     for error in exc.errors():
@@ -72,8 +71,8 @@ def settings_error(exc: ValidationError, cls: type[BaseSettings]) -> ConfigError
         if not name:
             problems.append(str(error["msg"]))
             continue
-        flag, env = "--" + name.replace("_", "-"), (prefix + name).upper()
-        problems.append(f"{name}: {error['msg']} ({flag} or {env})")
+        source = "--" + name.replace("_", "-") if name in flags else (prefix + name).upper()
+        problems.append(f"{name}: {error['msg']} ({source})")
     return ConfigError("; ".join(problems))
 
 
@@ -83,8 +82,6 @@ def _unwrap_optional(annotation: Any) -> Any:
         rest = [a for a in get_args(annotation) if a is not type(None)]
         if len(rest) == 1:
             return rest[0]
-    if get_origin(annotation) is typing.Annotated:
-        return _unwrap_optional(get_args(annotation)[0])
     return annotation
 
 

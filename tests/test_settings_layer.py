@@ -72,17 +72,17 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert (settings.detector, settings.batch_size) == ("none", 8)
 
 
-def test_a_bad_value_names_the_setting_its_flag_and_variable(
+def test_a_bad_value_names_the_setting_and_where_it_came_from(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(IndexerSettings, {"batch_size": 0})
     message = str(caught.value)
-    assert message.startswith("batch_size: ") and "--batch-size" in message
-    assert "FACEFIND_BATCH_SIZE" in message
+    assert message.startswith("batch_size: ") and message.endswith("(--batch-size)")
     monkeypatch.setenv("FACEFIND_DISTILL_IMAGE_SIZE", "huge")
-    with pytest.raises(ConfigError, match="FACEFIND_DISTILL_IMAGE_SIZE"):
+    with pytest.raises(ConfigError) as caught:
         load_settings(DistillSettings, {})
+    assert str(caught.value).endswith("(FACEFIND_DISTILL_IMAGE_SIZE)")
 
 
 def test_config_errors_are_facefind_errors_and_value_errors() -> None:

@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.decode import IMAGE_SUFFIXES
+from indexer.errors import FacefindError
+
 CROPS_CSV = "crops.csv"
 COLUMNS = ("crop", "identity", "source", "face_found", "x", "y", "w", "h")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,15 @@ def read_listing(folder: Path) -> list[CropRow] | None:
     if not listing.is_file():
         return None
     with listing.open(newline="") as fh:
-        return [
-            CropRow(r["crop"], r["identity"], r.get("source", ""), r.get("face_found", "1") != "0")
-            for r in csv.DictReader(fh)
-        ]
+        return [_row(r) for r in csv.DictReader(fh)]
+
+
+def list_crops(folder: Path) -> list[CropRow]:
+    """A crops folder's rows: its ``crops.csv``, or, without one, its identity tree."""
+    if not folder.is_dir():
+        raise FacefindError(f"training data folder not found: {folder}")
+    rows = read_listing(folder)
+    return identity_tree(folder) if rows is None else rows
 
 
 def identity_tree(folder: Path) -> list[CropRow]:
@@ -69,3 +76,9 @@ def identity_tree(folder: Path) -> list[CropRow]:
         for path in sorted(person.iterdir())
         if path.suffix.lower() in IMAGE_SUFFIXES
     ]
+
+
+def _row(r: dict[str, str]) -> CropRow:
+    x, y, w, h = (int(r.get(key) or 0) for key in ("x", "y", "w", "h"))
+    face_found = r.get("face_found", "1") != "0"
+    return CropRow(r["crop"], r["identity"], r.get("source") or "", face_found, (x, y, w, h))

@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 
 from indexer.errors import FacefindError, UnreadableImage
 from indexer.model import IMAGENET_MEAN, IMAGENET_STD
-from training.crop_files import identity_tree, read_listing
+from training.crop_files import list_crops
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,7 @@ def read_all_crops(roots: Sequence[Path]) -> list[Sample]:
 
 def read_crops(root: Path) -> list[Sample]:
     """The crops of a ``prepare`` output (its crops.csv), or any folder-per-identity tree."""
-    if not root.is_dir():
-        raise FacefindError(f"training data folder not found: {root}")
-    rows = read_listing(root)
-    samples = [Sample(root / r.crop, r.identity) for r in rows or identity_tree(root)]
+    samples = [Sample(root / r.crop, r.identity) for r in list_crops(root)]
     if not samples:
         raise FacefindError(f"no face crops in {root}; make them with `python -m training prepare`")
     return samples

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from indexer.align import ALIGN_0095
+from indexer.decode import IMAGE_SUFFIXES
 from indexer.errors import FacefindError
 from indexer.faceflow import FlowSpec
-from training.crop_files import IMAGE_SUFFIXES
 from training.faces import CropResult, crop_faces
 from training.pack_files import FAILED, SHARD_SIZE, PackMeta, Shard, shard_name
 from training.reid_teacher import REID_DIM, REID_SIZE, ReidTeacher, teacher_views

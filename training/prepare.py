@@ -16,9 +16,10 @@ from pathlib import Path
 import cv2
 
 from indexer.align import ALIGN_0095, BOX
+from indexer.decode import IMAGE_SUFFIXES
 from indexer.errors import FacefindError
 from indexer.faceflow import FlowSpec
-from training.crop_files import IMAGE_SUFFIXES, CropRow, write_listing
+from training.crop_files import CropRow, write_listing
 from training.faces import crop_faces
 
 log = logging.getLogger(__name__)

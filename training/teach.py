@@ -20,8 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer.errors import FacefindError
-from training.crop_files import read_listing
-from training.data import read_crops
+from training.crop_files import list_crops
 from training.target_files import FAILED, load_targets, save_targets, write_meta
 from training.teacher import TEACHER_DIM, Teacher, load_dlib
 
@@ -47,14 +46,6 @@ class TeachReport:
             f"{self.total - self.failed_total} of {self.total} crops have teacher targets "
             f"({now}); {self.failed_total} the teacher could not encode are listed in {FAILED}"
         )
-
-
-def list_crops(root: Path) -> list[tuple[str, bool]]:
-    """(path relative to ``root``, cut around a detected face) for every crop."""
-    rows = read_listing(root)
-    if rows is not None:
-        return [(r.crop, r.face_found) for r in rows]
-    return [(s.path.relative_to(root).as_posix(), True) for s in read_crops(root)]
 
 
 def _init_worker() -> None:
@@ -85,13 +76,14 @@ def _results(jobs: list[tuple[Path, str, bool]], workers: int) -> Iterator[tuple
 def teach(crops: Path, out: Path, workers: int = 1) -> TeachReport:
     """Encode every crop of ``crops`` not yet in ``out``; returns what was done."""
     load_dlib()  # a missing teacher fails here, before anything is written
-    jobs_all = list_crops(crops)
-    if not jobs_all:
+    rows = list_crops(crops)
+    if not rows:
         raise FacefindError(f"no face crops in {crops}")
     out.mkdir(parents=True, exist_ok=True)
     write_meta(out, crops, "dlib face_recognition_model_v1, 5-point")
     vectors, failed = load_targets(out)
-    jobs = [(crops, rel, c) for rel, c in jobs_all if rel not in vectors and rel not in failed]
+    done = vectors.keys() | failed.keys()
+    jobs = [(crops, r.crop, r.face_found) for r in rows if r.crop not in done]
     start, computed, failed_now = time.monotonic(), 0, 0
     bar = tqdm(total=len(jobs), desc="teacher", unit="img", mininterval=5.0)
     for rel, vector, why in _results(jobs, workers or os.cpu_count() or 1):
@@ -106,8 +98,8 @@ def teach(crops: Path, out: Path, workers: int = 1) -> TeachReport:
     save_targets(out, vectors, failed, TEACHER_DIM)
     for rel, why in sorted(failed.items())[:5]:
         log.warning("no teacher target for %s: %s", rel, why)
-    total = len(jobs_all)
-    known = {rel for rel, _ in jobs_all}
+    total = len(rows)
+    known = {r.crop for r in rows}
     return TeachReport(
         total, computed, failed_now, len(known & failed.keys()), time.monotonic() - start
     )

@@ -289,6 +289,8 @@ def test_enrol_browse_relabel_and_delete(
         page.fill("#browse-label", "elton")
         page.click("#delete-label")
         page.wait_for_selector("#message:has-text('Deleted 2 face(s)')")
+        # the message shows before the list reloads: wait for the reload, as after "Delete"
+        page.wait_for_function("document.querySelectorAll('#entries .entry').length === 0")
         assert page.locator("#entries .entry").count() == 0
 
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.crop_files import CROPS_CSV, CropRow, identity_tree, read_listing, write_listing
+import pytest
+
+from indexer.errors import FacefindError
+from training.crop_files import (
+    CROPS_CSV,
+    CropRow,
+    identity_tree,
+    list_crops,
+    read_listing,
+    write_listing,
+)
 
 
 def test_a_listing_reads_back_as_written(tmp_path: Path) -> None:
@@ -15,11 +25,8 @@ def test_a_listing_reads_back_as_written(tmp_path: Path) -> None:
     with write_listing(tmp_path) as listing:
         for row in rows:
             listing.add(row)
-    back = read_listing(tmp_path)
-    assert back is not None
-    assert [(r.crop, r.identity, r.source, r.face_found) for r in back] == [
-        (r.crop, r.identity, r.source, r.face_found) for r in rows
-    ]
+    assert read_listing(tmp_path) == rows
+    assert list_crops(tmp_path) == rows
 
 
 def test_an_old_listing_without_face_found_counts_every_face(tmp_path: Path) -> None:
@@ -32,7 +39,13 @@ def test_a_folder_per_identity_tree_needs_no_listing(tmp_path: Path) -> None:
         (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     assert read_listing(tmp_path) is None
+    assert list_crops(tmp_path) == identity_tree(tmp_path)
     assert [(r.crop, r.identity) for r in identity_tree(tmp_path)] == [
         ("ann/a.jpg", "ann"),
         ("bob/b.png", "bob"),
     ]
+
+
+def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FacefindError, match="training data folder not found"):
+        list_crops(tmp_path / "nowhere")
