@@ -43,7 +43,7 @@ from benchmarks.common import (
     speed_model,
     write_results,
 )
-from indexer.people import UNASSIGNED, cluster, persons, same_person_threshold
+from indexer.people import UNASSIGNED, cluster, grouping_threshold, persons
 from indexer.people_store import PeopleStore
 from indexer.store import GalleryStore
 
@@ -133,7 +133,7 @@ def _facefind(faces: Any, truth: list[str], model: str, args: argparse.Namespace
     from indexer.checkpoint import load_checkpoint
 
     _, info = load_checkpoint(model)
-    product = same_person_threshold(info, args.threshold)
+    product = grouping_threshold(info, args.threshold)
     oracle = far_threshold(faces.vectors, truth, 0.01)
     rows = []
     for method, cut, how in (

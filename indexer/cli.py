@@ -84,7 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--index", type=Path, required=True)
     cl.add_argument("--full", action="store_true", help="re-cluster every face, not just new ones")
     cl.add_argument("--min-faces", type=int, default=3, help="fewest faces of a person")
-    cl.add_argument("--threshold", type=float, help="same-person cosine (default: the model's)")
+    cl.add_argument(
+        "--threshold",
+        type=float,
+        help="linking cosine (default: the model's, at 1 in 1,000 false accepts)",
+    )
     cl.add_argument("--model", help="checkpoint the gallery was built with (its threshold)")
     return parser
 

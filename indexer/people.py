@@ -15,7 +15,7 @@ Pure NumPy and FAISS; persistence lives in ``indexer.people_store``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,18 +24,20 @@ import numpy as np
 
 from indexer.checkpoint import ModelInfo
 from indexer.errors import ConfigError
-from indexer.faceflow import threshold as calibrated_threshold
+from indexer.faceflow import DEFAULT_FALSE_ACCEPT_RATE
 
 Method = Literal["whispers", "components"]
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called while the graph is searched and propagated."""
 
+GROUPING_FALSE_ACCEPT_RATE = "0.001"
+"""Grouping cuts at the model's stricter calibrated threshold (1 in 1,000 pairs of different
+people pass it), not the 1-in-100 one matches use: links chain, so one wrong link can merge two
+whole persons. Chosen on that argument, then measured on celeba-wild (``python -m
+benchmarks.clustering``): BCubed F1 0.381 at 1 in 1,000 against 0.340 at 1 in 100."""
 DEFAULT_THRESHOLD = 0.85
-"""Same-person cosine used where the model carries no calibrated threshold (the shipped model
-does not yet). The shipped model's vectors are close together: its cosine at 1% false accepts
-is 0.875 on celeba-wild (``python -m benchmarks.clustering`` reports it), measured on the
-benchmark set itself for want of a held-out calibration, so 0.85 is a stopgap until a
-calibrated model ships. Override with ``--threshold`` (or ``threshold`` on the API)."""
+"""Same-person cosine for a model with no calibrated threshold (checkpoints from before
+calibration). Override with ``--threshold`` (or ``threshold`` on the API)."""
 DEFAULT_K = 20
 DEFAULT_MIN_FACES = 3
 EXACT_KNN_LIMIT = 20_000
@@ -55,12 +57,19 @@ class Graph:
     sim: np.ndarray
 
 
-def same_person_threshold(info: ModelInfo | None, given: float | None = None) -> float:
-    """The cosine two faces of one person reach: given, else calibrated, else the default."""
+def calibrated_grouping_threshold(thresholds: Mapping[str, float]) -> float | None:
+    """A model's calibrated cosine for grouping: at 1 in 1,000 false accepts, else at 1 in 100
+    (a checkpoint calibrated at that rate only), else None."""
+    found = thresholds.get(GROUPING_FALSE_ACCEPT_RATE, thresholds.get(DEFAULT_FALSE_ACCEPT_RATE))
+    return None if found is None else float(found)
+
+
+def grouping_threshold(info: ModelInfo | None, given: float | None = None) -> float:
+    """The cosine at which two faces are linked: given, else calibrated, else the default."""
     if given is not None:
         return float(given)
-    calibrated = calibrated_threshold(info) if info is not None else None
-    return DEFAULT_THRESHOLD if calibrated is None else float(calibrated)
+    calibrated = calibrated_grouping_threshold(info.thresholds) if info is not None else None
+    return DEFAULT_THRESHOLD if calibrated is None else calibrated
 
 
 def knn_graph(

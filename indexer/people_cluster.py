@@ -222,14 +222,13 @@ def gallery_threshold(gallery_model: str | None, model: Path | str | None) -> tu
     default. A checkpoint of another model says nothing about these vectors."""
     from indexer.checkpoint import fingerprint, read_checkpoint
     from indexer.defaults import DEFAULT_MODEL
-    from indexer.faceflow import DEFAULT_FALSE_ACCEPT_RATE
-    from indexer.people import DEFAULT_THRESHOLD
+    from indexer.people import DEFAULT_THRESHOLD, calibrated_grouping_threshold
 
     path = Path(model) if model else DEFAULT_MODEL
     if gallery_model and path.is_file() and fingerprint(path) == gallery_model.partition(":")[0]:
-        calibrated = read_checkpoint(path).get("thresholds", {}).get(DEFAULT_FALSE_ACCEPT_RATE)
+        calibrated = calibrated_grouping_threshold(read_checkpoint(path).get("thresholds", {}))
         if calibrated is not None:
-            return float(calibrated), f"calibrated for {path.name} at 1% false accepts"
+            return calibrated, f"calibrated for {path.name}"
         return DEFAULT_THRESHOLD, f"default: {path.name} carries no calibrated threshold"
     return DEFAULT_THRESHOLD, "default: the gallery's model checkpoint was not found"
 

@@ -42,7 +42,7 @@ if [[ $mode == --cpu ]]; then
           --ids-per-batch 2 --val-share 0.5 --val-every 32 --max-steps 4 --warmup-steps 1)
     minutes=${FACEFIND_GPU_MINUTES:-2}
 else
-    args=(--device cuda --compile --image-size 80 --sizes "64:0.6,80:0.4" --batch-size 512
+    args=(--device cuda --compile --image-size 96 --sizes 96:1 --batch-size 512
           --ids-per-batch 64 --lr 2e-3 --warmup-steps 200 --val-every 300000)
     minutes=${FACEFIND_GPU_MINUTES:-7}
 fi

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("pack", type=Path, nargs="+", help="pack folders")
     tr.add_argument("--out", type=Path, required=True, help="the .npz file to write")
     tr.add_argument("--max-mib", type=float, default=48.0, help="size budget in MiB")
-    tr.add_argument("--size", type=int, default=80, help="crop side in pixels")
+    tr.add_argument("--size", type=int, default=96, help="crop side in pixels")
+    tr.add_argument("--quality", type=int, default=70, help="JPEG quality, 1-100")
 
     distill = sub.add_parser("distill", help="teach a ResNet50 the teacher's vectors of packs")
     add_settings_flags(distill, DistillSettings, required=frozenset({"pack", "out"}))
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "travel":
             from training.travel import write_travel
 
-            print(write_travel(args.pack, args.out, args.max_mib, args.size))
+            print(write_travel(args.pack, args.out, args.max_mib, args.size, args.quality))
             return 0
         if args.command == "teach":
             from training.teach import teach

@@ -4,7 +4,8 @@ A GPU run gets a copy of the repository of at most 64 MiB, so a pack (3 GB of ra
 goes as one file of JPEG crops at a smaller size and teacher targets as 8-bit integers (one
 part in 127 of a unit vector's component: far below what a student learns to), with as many
 faces as fit the budget, drawn evenly with a fixed seed. ``distill --pack FILE.npz`` reads it
-like a pack folder.
+like a pack folder. At quality 70 a 96 px crop costs about as much as an 80 px one at 80 (2.5
+kB): about 18,000 faces in 44 MiB at the size the model serves.
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ import cv2
 import numpy as np
 
 from indexer.atomic import atomic_write_bytes
-from indexer.errors import FacefindError
+from indexer.errors import ConfigError, FacefindError
 from training.pack_files import Pack, PackMeta, load_packs
 
 TARGET_SCALE = 127.0
 
 
 def write_travel(
-    packs: list[Path], out: Path, max_mib: float, size: int = 80, quality: int = 80, seed: int = 0
+    packs: list[Path], out: Path, max_mib: float, size: int = 96, quality: int = 70, seed: int = 0
 ) -> str:
+    if not 1 <= quality <= 100:
+        raise ConfigError(f"JPEG quality must be 1 to 100, not {quality}")
+    if size < 16:
+        raise ConfigError(f"crop size must be at least 16 px, not {size}")
     pack = load_packs(packs)
     order = np.random.default_rng(seed).permutation(len(pack.crops))
     budget = int(max_mib * 2**20)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from indexer.checkpoint import ModelInfo
 from indexer.people import (
+    DEFAULT_THRESHOLD,
     UNASSIGNED,
     Graph,
     _heaviest_label,
     attach,
     cluster,
     components,
+    grouping_threshold,
     knn_graph,
     whispers,
 )
@@ -123,3 +126,21 @@ def test_large_galleries_use_the_approximate_graph_and_still_find_persons() -> N
 def test_a_minimum_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         cluster(np.eye(3, dtype=np.float32), 0.5, min_faces=0)
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "given", "expected"),
+    [
+        ({"0.01": 0.58, "0.001": 0.73}, None, 0.73),
+        ({"0.01": 0.58}, None, 0.58),
+        ({}, None, DEFAULT_THRESHOLD),
+        ({"0.01": 0.58, "0.001": 0.73}, 0.9, 0.9),
+    ],
+)
+def test_grouping_cuts_at_the_stricter_calibrated_rate(
+    thresholds: dict[str, float], given: float | None, expected: float
+) -> None:
+    """Links chain, so grouping takes the 1-in-1,000 threshold over the 1-in-100 one that
+    matches use; a given threshold wins, an uncalibrated model gets the default."""
+    info = ModelInfo(arch="resnet18", embedding_dim=8, input_size=32, thresholds=thresholds)
+    assert grouping_threshold(info, given) == expected

@@ -11,6 +11,7 @@ import pytest
 
 from indexer.align import BOX
 from indexer.errors import FacefindError
+from training.cli import main
 from training.pack_files import PackMeta, Shard, shard_name
 from training.travel import load_travel, write_travel
 
@@ -49,3 +50,14 @@ def test_a_damaged_crop_in_a_travel_file_is_a_clear_error(pack_dir: Path, tmp_pa
     travel.write_bytes(buffer.getvalue())
     with pytest.raises(FacefindError, match=r"face 1 is not a readable JPEG"):
         load_travel(travel)
+
+
+@pytest.mark.parametrize(("flag", "value", "says"), [("--quality", "0", "JPEG quality"),
+                                                     ("--size", "8", "at least 16 px")])  # fmt: skip
+def test_a_bad_travel_setting_is_one_line_and_a_non_zero_exit(
+    pack_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str,
+    says: str
+) -> None:  # fmt: skip
+    out = tmp_path / "travel.npz"
+    assert main(["travel", str(pack_dir), "--out", str(out), flag, value]) != 0
+    assert says in capsys.readouterr().err and not out.exists()

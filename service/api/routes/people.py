@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
-from indexer.people import DEFAULT_MIN_FACES, same_person_threshold
+from indexer.people import DEFAULT_MIN_FACES, grouping_threshold
 from indexer.people_cluster import group_faces
 from indexer.people_store import PeopleStore
 from indexer.store import DB_NAME
@@ -79,11 +79,16 @@ async def cluster_people(
     min_faces: Annotated[int, Query(ge=1, le=1000)] = DEFAULT_MIN_FACES,
     threshold: Annotated[
         float | None,
-        Query(ge=-1, le=1, description="Same-person cosine; default: the model's calibrated one."),
+        Query(
+            ge=-1,
+            le=1,
+            description="Linking cosine; default: the model's calibrated one "
+            "at 1 in 1,000 false accepts.",
+        ),
     ] = None,
 ) -> ClusterPublic:
     """New faces join a person or wait for company; ``full`` groups every face again."""
-    cut = same_person_threshold(engine.embedder.info, threshold)
+    cut = grouping_threshold(engine.embedder.info, threshold)
     summary = await engine.write(group_faces, people.path, cut, min_faces, full)
     return ClusterPublic(**summary.as_dict())
 
