@@ -85,8 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     seen = _trained_on(model)
     results["model"]["trained_on"] = seen
     lfw_reason = _lfw_exclusion(seen.get("lfw"), args.lfw)
+    carried = _carried_peer(args)
     try:
-        _run_sets(args, sets, max_images, model, lfw_reason, seen, work, results)
+        _run_sets(args, sets, max_images, model, lfw_reason, seen, work, results, carried)
     finally:
         remove_scratch()
     return 0
@@ -101,6 +102,7 @@ def _run_sets(
     seen: dict[str, str],
     work: Path,
     results: dict[str, Any],
+    carried: dict[str, list[dict[str, Any]]],
 ) -> None:
     for name in sets:
         manifest = _manifest(name, max_images, work)
@@ -120,20 +122,27 @@ def _run_sets(
                     entry["systems"].append(row)
             else:
                 entry["systems"].append(_peer(name, rows, args.peer_workers))
-        entry["systems"] += _carried_peer(args, name)
+        entry["systems"] += carried.get(name, [])
         results["sets"][name] = entry
         _print_set(name, entry)
         write_results(results, args.out)  # after every set: a late failure keeps the rest
 
 
-def _carried_peer(args: argparse.Namespace, name: str) -> list[dict[str, Any]]:
-    """The peer's rows of an earlier run, where this run does not measure the peer."""
+def _carried_peer(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """The peer's rows of an earlier run, per set, where this run does not measure the peer.
+
+    Read once, before this run writes anything: ``--peer-from`` is usually the very file
+    ``--out`` rewrites after every set. A row carried before keeps the date it was measured.
+    """
     if args.peer_from is None or peer.NAME in args.systems:
-        return []
+        return {}
     earlier = json.loads(args.peer_from.read_text())
-    rows = earlier.get("sets", {}).get(name, {}).get("systems", [])
     when = earlier.get("created") or str(args.peer_from)
-    return [r | {"carried_from": when} for r in rows if r.get("system") == peer.NAME]
+    return {
+        name: [r | {"carried_from": r.get("carried_from", when)}
+               for r in entry.get("systems", []) if r.get("system") == peer.NAME]
+        for name, entry in earlier.get("sets", {}).items()
+    }  # fmt: skip
 
 
 def _model(model: str | None, quick: bool) -> tuple[str, dict[str, Any]]:
