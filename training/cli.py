@@ -17,6 +17,7 @@ from indexer.settings import FaceFlowSettings
 from indexer.settings_flags import add_settings_flags, load_settings
 from training.distill_settings import DistillSettings
 from training.settings import TrainSettings
+from training.travel import MAX_MIB, QUALITY, SIZE
 
 EXIT_USAGE = 2
 PREPARE_ONLY = frozenset({"crop_size", "max_pixels"})
@@ -53,9 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("travel", help="a pack as one small file, for a GPU machine")
     tr.add_argument("pack", type=Path, nargs="+", help="pack folders")
     tr.add_argument("--out", type=Path, required=True, help="the .npz file to write")
-    tr.add_argument("--max-mib", type=float, default=48.0, help="size budget in MiB")
-    tr.add_argument("--size", type=int, default=96, help="crop side in pixels")
-    tr.add_argument("--quality", type=int, default=70, help="JPEG quality, 1-100")
+    tr.add_argument(
+        "--max-mib", type=float, default=MAX_MIB, help="size budget in MiB (%(default)s)"
+    )
+    tr.add_argument("--size", type=int, default=SIZE, help="crop side in pixels (%(default)s)")
+    tr.add_argument(
+        "--quality", type=int, default=QUALITY, help="JPEG quality, 1-100 (%(default)s)"
+    )
 
     distill = sub.add_parser("distill", help="teach a ResNet50 the teacher's vectors of packs")
     add_settings_flags(distill, DistillSettings, required=frozenset({"pack", "out"}))

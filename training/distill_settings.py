@@ -24,6 +24,10 @@ class DistillSettings(DeviceSettings):
     pack: Paths = []
     """Pack folders made by ``python -m training pack``."""
     out: Path | None = None
+    init: Path | None = None
+    """A facefind checkpoint (a run's best.pt, or a shipped model) whose weights start the run
+    on a fresh schedule: a warm restart that keeps what an earlier run learnt after its
+    last.pt is gone. Its arch and embedding size must match; ``--resume`` wins over it."""
     arch: str = "resnet50"
     image_size: int = Field(96, ge=16)
     """The shipped model's input size; validation and best.pt use it."""

@@ -23,10 +23,20 @@ from indexer.errors import ConfigError, FacefindError
 from training.pack_files import Pack, PackMeta, load_packs
 
 TARGET_SCALE = 127.0
+MAX_MIB = 48.0
+"""The budget that leaves room for the code in a 64 MiB copy of the repository."""
+SIZE = 96
+"""The size the shipped model serves at, so a GPU run trains at it."""
+QUALITY = 70
 
 
 def write_travel(
-    packs: list[Path], out: Path, max_mib: float, size: int = 96, quality: int = 70, seed: int = 0
+    packs: list[Path],
+    out: Path,
+    max_mib: float = MAX_MIB,
+    size: int = SIZE,
+    quality: int = QUALITY,
+    seed: int = 0,
 ) -> str:
     if not 1 <= quality <= 100:
         raise ConfigError(f"JPEG quality must be 1 to 100, not {quality}")

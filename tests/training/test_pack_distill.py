@@ -194,3 +194,31 @@ def test_gpu_recipe_runs_on_the_cpu_at_tiny_size(packed: Path, tmp_path: Path) -
     _, info = load_checkpoint(model)
     assert info.alignment == ALIGN_0095 and set(info.thresholds) == {"0.01", "0.001"}
     assert (out / "metrics.csv").is_file() and (out / "SHA256SUMS").is_file()
+
+
+def test_distill_init_starts_from_a_checkpoints_weights(
+    packed: Path, tmp_path: Path, capsys
+) -> None:
+    """A warm restart from a shipped model: the fresh run's weights are the checkpoint's."""
+    first = tmp_path / "first"
+    assert main(["distill", "--pack", str(packed), "--out", str(first), *TINY,
+                 "--max-steps", "6"]) == 0  # fmt: skip
+    source, _ = load_checkpoint(first / "best.pt")
+    expected = {k: v.detach() for k, v in source.named_parameters()}  # not BN statistics
+
+    def drift(run: Path) -> float:
+        weights = torch.load(run / "last.pt", weights_only=True)["ema"]
+        return max(float((weights[f"module.{k}"].float() - v).abs().max())
+                   for k, v in expected.items())  # fmt: skip
+
+    args = ["distill", "--pack", str(packed), *TINY, "--max-steps", "1", "--lr", "1e-9",
+            "--seed", "1"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "warm"), "--init", str(first / "best.pt")]) == 0
+    assert main([*args, "--out", str(tmp_path / "cold")]) == 0
+    assert drift(tmp_path / "warm") < 1e-3 < drift(tmp_path / "cold")
+    assert json.loads((tmp_path / "warm" / "config.json").read_text())["init"].endswith("best.pt")
+    wrong = [*args, "--out", str(tmp_path / "r"), "--arch", "resnet34"]
+    assert main([*wrong, "--init", str(first / "best.pt")]) == 2
+    assert "is a resnet18 with 256-d vectors" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "r2"), "--init", str(tmp_path / "none.pt")]) == 2
+    assert "none.pt" in capsys.readouterr().err
