@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # System packages the tests drive: Chromium (browser test), docker-compose (static checks
-# of the compose file) and PostgreSQL (the tests start a server of their own with initdb).
+# of the compose file), shellcheck (the Docker end-to-end script) and PostgreSQL (the tests start a server of their own with initdb).
 # Installed with apt when missing and when we may (root).
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
