@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests drive: Chromium (browser test), docker-compose (static checks
-# of the compose file), shellcheck (the Docker end-to-end script) and PostgreSQL (the tests start a server of their own with initdb).
+# of the compose file), shellcheck (the Docker end-to-end script) and PostgreSQL (the tests
+# start a server of their own with initdb).
 # Installed with apt when missing and when we may (root).
 set -euo pipefail
 need=()

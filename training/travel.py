@@ -20,13 +20,14 @@ import numpy as np
 
 from indexer.atomic import atomic_write_bytes
 from indexer.errors import ConfigError, FacefindError
+from training.distill_settings import DistillSettings
 from training.pack_files import Pack, PackMeta, load_packs
 
 TARGET_SCALE = 127.0
 MAX_MIB = 48.0
 """The budget that leaves room for the code in a 64 MiB copy of the repository."""
-SIZE = 96
-"""The size the shipped model serves at, so a GPU run trains at it."""
+SIZE: int = DistillSettings.model_fields["image_size"].default
+"""The size distill serves at by default, so a GPU run trains at it."""
 QUALITY = 70
 
 
