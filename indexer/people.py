@@ -35,8 +35,8 @@ GROUPING_FALSE_ACCEPT_RATE = "0.001"
 people pass it), not the 1-in-100 one matches use: links chain, so one wrong link can merge two
 whole persons. Chosen on that argument, then measured on celeba-wild (``python -m
 benchmarks.clustering``), BCubed F1 at 1 in 1,000 against 1 in 100: 0.381 against 0.340 (run
-#2 at 380k images), 0.486 against 0.421 (the same run at 700k); 0.568 at 1 in 1,000 for run #3
-(a warm restart of the 700k model)."""
+#2 at 380k images), 0.486 against 0.421 (the same run at 700k). The shipped model's figure is
+in docs/benchmarks.md."""
 DEFAULT_THRESHOLD = 0.85
 """Same-person cosine for a model with no calibrated threshold (checkpoints from before
 calibration). Override with ``--threshold`` (or ``threshold`` on the API)."""

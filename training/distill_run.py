@@ -67,8 +67,9 @@ class Run:
         self.alignment = pack.meta.aligned
         self.sources = [str(src) for src in pack.meta.sources]
         self.data = DistillData(pack, s.val_share, s.seed).to(self.device)
-        log.info("%d training crops (%d labelled identities with pairs), %d held out",
-                 len(self.data.train), len(self.data.groups), len(self.data.val))  # fmt: skip
+        log.info("%d training crops (%d labelled identities with pairs), %d held out; "
+                 "training on %s in %s", len(self.data.train), len(self.data.groups),
+                 len(self.data.val), self.device, str(self.dtype).removeprefix("torch."))  # fmt: skip
         self.model = EmbeddingNet(s.arch, REID_DIM).to(self.device)
         if s.init and not s.resume:
             self._start_from(s.init)
@@ -178,7 +179,7 @@ class Run:
         self.files.append_metrics({"step": self.progress.step, "images": self.progress.images,
                                    "minutes": round(self.progress.minutes, 2),
                                    "size": self.s.size_at(self._fraction()),
-                                   "lr": float(self.scheduler.get_last_lr()[0]), "loss": parts[0],
+                                   "lr": float(self.optimizer.param_groups[0]["lr"]), "loss": parts[0],
                                    "cos": parts[1], "rel": parts[2], "tri": parts[3],
                                    **metrics})  # fmt: skip
         self.files.plot()

@@ -3,6 +3,7 @@ end to end on five-celebrity with the real YuNet and the real teacher."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -130,6 +131,16 @@ def test_distill_writes_a_calibrated_aligned_checkpoint_and_resumes(
     assert info.training["images_seen"] > 0
     config = json.loads((out / "config.json").read_text())
     assert config["total_images"] == 96
+
+
+def test_a_time_schedule_records_the_rate_it_trains_at(packed: Path, tmp_path: Path) -> None:
+    """--schedule time sets the rate itself; metrics.csv must show that rate, not the idle
+    scheduler's warm-up value (half the peak here, with one warm-up step)."""
+    out = tmp_path / "run"
+    assert main(["distill", "--pack", str(packed), "--out", str(out), *TINY, "--lr", "0.002",
+                 "--schedule", "time", "--time-limit", "30", "--max-steps", "4"]) == 0  # fmt: skip
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert rows and all(0.0019 < float(row["lr"]) <= 0.002 for row in rows)
 
 
 def test_distill_bad_input_is_one_line(packed: Path, tmp_path: Path, capsys) -> None:
