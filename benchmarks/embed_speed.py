@@ -62,7 +62,8 @@ def run(model_path: str, plan: EmbedPlan) -> dict[str, Any]:
     configs += [(info.input_size, b, REQUIRED) for b in plan.sweep]
     runs: list[dict[str, Any]] = []
     errors: dict[str, str] = {}
-    flops = {size: flops_per_image(net, size) for size in sorted({c[0] for c in configs})}
+    views = 2 if info.flip_average else 1  # a mirror-averaging model runs twice per face
+    flops = {size: views * flops_per_image(net, size) for size in sorted({c[0] for c in configs})}
     for size, batch, variants in configs:
         crops = _crops(batch, size)
         fns: dict[str, EmbedFn] = {}
@@ -212,7 +213,10 @@ def _plain(model: EmbeddingNet, info: ModelInfo, device: torch.device) -> EmbedF
     def embed(crops: list[np.ndarray]) -> np.ndarray:
         x = torch.from_numpy(np.stack(crops)).to(device).permute(0, 3, 1, 2).contiguous()
         x = (x.float() / 255.0 - mean) / std
-        return model(x).cpu().numpy()
+        vectors = model(x)
+        if info.flip_average:  # the same work as the Embedder: the mirror image too
+            vectors = vectors + model(x.flip(3))
+        return vectors.cpu().numpy()
 
     embed(_crops(1, info.input_size))
     return embed

@@ -433,7 +433,8 @@ def _provenance(results: dict[str, Any], path: Path) -> str:
         weights = "**random weights**, " if model["random_weights"] else ""
         line += (
             f" Model: {weights}{model['arch']} {model['embedding_dim']}-d at "
-            f"{model['input_size']} px (`{model['fingerprint']}`)."
+            f"{model['input_size']} px (`{model['fingerprint']}`)"
+            f"{', each face with its mirror image' if model.get('flip_average') else ''}."
         )
     return warning + line
 

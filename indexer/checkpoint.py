@@ -42,6 +42,9 @@ class ModelInfo:
     thresholds: dict[str, float] = field(default_factory=dict)
     """Calibrated "same person" cosine similarity per false-accept rate (``"0.01"``,
     ``"0.001"``), measured on labelled faces the model did not train on; empty if unknown."""
+    flip_average: bool = False
+    """Each face is embedded with its mirror image and the two vectors summed: a steadier
+    vector for twice the network time. Part of the model (its thresholds were measured so)."""
 
     @property
     def crop_kind(self) -> str:
@@ -82,6 +85,11 @@ def save_checkpoint(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
+    return write_checkpoint(path, payload)
+
+
+def write_checkpoint(path: Path | str, payload: dict[str, Any]) -> str:
+    """A checkpoint's dict, written atomically (temp file + rename); returns its fingerprint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path) as fh:
@@ -150,5 +158,6 @@ def load_checkpoint(path: Path | str) -> tuple[EmbeddingNet, ModelInfo]:
         training=dict(payload.get("training", {})),
         alignment=Alignment.from_dict(payload.get("alignment")),
         thresholds={str(k): float(v) for k, v in dict(payload.get("thresholds", {})).items()},
+        flip_average=bool(payload.get("flip_average", False)),
     )
     return model, info

@@ -31,7 +31,8 @@ class Embedder:
     devices that support it (else fp16); the network runs channels-last either way. The weights
     themselves are converted once, which is faster than autocasting them on every batch.
     ``compile`` (CPU only) adds torch.compile with frozen weights, paid once at start-up: what
-    a long-running service wants, not a one-off command.
+    a long-running service wants, not a one-off command. A model whose checkpoint says
+    ``flip_average`` embeds each crop and its mirror image and sums the two vectors.
     """
 
     def __init__(
@@ -94,7 +95,11 @@ class Embedder:
         batch = torch.from_numpy(pixels).to(self.device)
         batch = batch.permute(0, 3, 1, 2).float().sub_(self._mean).div_(self._std)
         batch = batch.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        vectors = torch.nn.functional.normalize(self._forward(batch)[:count].float(), dim=1)
+        raw = self._forward(batch)[:count].float()
+        if self.info.flip_average:
+            mirrored = batch.flip(3).contiguous(memory_format=torch.channels_last)
+            raw += self._forward(mirrored)[:count].float()
+        vectors = torch.nn.functional.normalize(raw, dim=1)
         return vectors.cpu().numpy().astype(np.float32, copy=False)
 
     def _compile(self) -> None:

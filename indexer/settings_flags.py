@@ -38,7 +38,9 @@ def add_settings_flags(
             doc = (field.description or "").split(". ")[0].rstrip(".").replace("%", "%%")
             kind = _unwrap_optional(field.annotation)
             if kind is bool:
-                parser.add_argument(flag, action="store_true", default=None, help=doc)
+                # A setting that is on by default needs its --no- form to be turned off.
+                action = argparse.BooleanOptionalAction if field.default is True else "store_true"
+                parser.add_argument(flag, action=action, default=None, help=doc)
             elif get_origin(kind) is list:
                 (item,) = get_args(kind) or (str,)
                 parser.add_argument(flag, type=_caster(item), nargs="+",

@@ -223,6 +223,10 @@ class ModelPublic(BaseModel):
         description="Calibrated same-person cosine similarity per false-accept rate "
         "('0.01', '0.001'); empty for a model that was not calibrated."
     )
+    flip_average: bool = Field(
+        description="Whether each face is embedded together with its mirror image (the two "
+        "vectors summed): part of the model, as its thresholds were measured so."
+    )
 
 
 class InfoPublic(BaseModel):

@@ -1,4 +1,4 @@
-"""``python -m training prepare|train|export``: one-line errors, non-zero exit, no tracebacks."""
+"""``python -m training`` and its commands: one-line errors, non-zero exit, no tracebacks."""
 
 from __future__ import annotations
 
@@ -68,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="a run's checkpoint as a small half-precision model")
     export.add_argument("checkpoint", type=Path)
     export.add_argument("dest", type=Path)
+
+    cal = sub.add_parser("calibrate", help="measure a model's thresholds again, as it embeds")
+    cal.add_argument("model", type=Path, help="a distillation run's checkpoint or its export")
+    cal.add_argument("--pack", type=Path, nargs="+", required=True, help="the run's packs")
+    cal.add_argument("--out", type=Path, help="write here instead of over MODEL")
+    cal.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
+                     help="embed each face with its mirror image (default: as the model does)")  # fmt: skip
+    cal.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    cal.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     return parser
 
 
@@ -81,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             size = export(args.checkpoint, args.dest)
             print(f"wrote {args.dest} ({size / 1e6:.1f} MB)")
+            return 0
+        if args.command == "calibrate":
+            from training.calibrate import calibrate
+
+            print(calibrate(args.model, args.pack, args.out, args.flip_average, args.device,
+                            args.precision).summary())  # fmt: skip
             return 0
         if args.command == "pack":
             from training.pack import pack

@@ -41,7 +41,9 @@ class DistillFiles(RunFiles):
         fig.savefig(self.out / CURVE, dpi=80)
 
     def save_best(self, model: EmbeddingNet, size: int, alignment: Alignment,
-                  metrics: dict[str, float], training: dict[str, Any]) -> None:  # fmt: skip
+                  metrics: dict[str, float], training: dict[str, Any],
+                  flip_average: bool = False) -> None:  # fmt: skip
         thresholds = {f"{far}": metrics[f"threshold_far_{far}"] for far in ("0.01", "0.001")}
         save_checkpoint(self.best, model, size, metrics=metrics, training=training,
-                        extra={"alignment": alignment.to_dict(), "thresholds": thresholds})  # fmt: skip
+                        extra={"alignment": alignment.to_dict(), "thresholds": thresholds,
+                               "flip_average": flip_average})  # fmt: skip

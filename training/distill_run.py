@@ -170,7 +170,8 @@ class Run:
     def _validate(self, parts: tuple[float, float, float, float]) -> None:
         model = self.ema.module
         assert isinstance(model, EmbeddingNet)  # AveragedModel holds a deep copy of self.model
-        metrics = validate(model, self.data, self.s.image_size, self.device, self.dtype)
+        metrics = validate(model, self.data, self.s.image_size, self.device, self.dtype,
+                           self.s.flip_average)  # fmt: skip
         self.progress.last_val = self.progress.images
         log.info("validation at %d images: top-1 %.3f top-5 %.3f mAP %.3f; same person at "
                  "FAR 1%% %.3f, 0.1%% %.3f", self.progress.images, metrics["top1"],
@@ -186,7 +187,7 @@ class Run:
         if metrics["mAP"] > self.progress.best_map:
             self.progress.best_map = metrics["mAP"]
             self.files.save_best(model, self.s.image_size, self.alignment, metrics,
-                                 self._training_record())  # fmt: skip
+                                 self._training_record(), self.s.flip_average)  # fmt: skip
 
     def _training_record(self) -> dict[str, Any]:
         return {"settings": self.s.model_dump(mode="json"), "data": self.sources,

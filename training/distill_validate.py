@@ -18,21 +18,35 @@ MAX_PER_IDENTITY = 40
 
 
 @torch.no_grad()
-def embed(model: EmbeddingNet, crops: torch.Tensor, size: int, dtype: torch.dtype) -> np.ndarray:
+def embed(
+    model: EmbeddingNet, crops: torch.Tensor, size: int, dtype: torch.dtype, flip: bool = False
+) -> np.ndarray:
+    """Raw vectors; with ``flip``, each crop's plus its mirror image's, as the Embedder does
+    for a model that records ``flip_average``."""
     model.eval()
     out = []
     for start in range(0, len(crops), 128):
         x = to_input(crops[start : start + 128], size)
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
-            out.append(model(x).float().cpu())
+            vectors = model(x).float()
+            if flip:
+                vectors += model(x.flip(3)).float()
+        out.append(vectors.cpu())
     return torch.cat(out).numpy()
 
 
 def validate(
-    model: EmbeddingNet, data: DistillData, size: int, device: torch.device, dtype: torch.dtype
+    model: EmbeddingNet,
+    data: DistillData,
+    size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    flip: bool = False,
 ) -> dict[str, float]:
+    """The held-out identities' protocol figures and calibration, embedded as served."""
     index = torch.from_numpy(data.val).to(device)
-    vectors = embed(model, data.crops[index], size, dtype)
+    vectors = embed(model, data.crops[index], size, dtype, flip)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     identities = data.identities[data.val]
     metrics = protocol_metrics(vectors, identities)
     metrics.update(calibrate(vectors, identities))

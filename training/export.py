@@ -28,7 +28,11 @@ def export(checkpoint: Path, dest: Path, max_bytes: int = MAX_BYTES) -> int:
         metrics=info.metrics,
         training=training,
         half=True,
-        extra={"alignment": info.alignment.to_dict(), "thresholds": info.thresholds},
+        extra={
+            "alignment": info.alignment.to_dict(),
+            "thresholds": info.thresholds,
+            "flip_average": info.flip_average,
+        },
     )
     size = dest.stat().st_size
     if size > max_bytes:

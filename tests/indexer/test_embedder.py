@@ -55,6 +55,28 @@ def test_checkpoint_round_trip_is_weights_only_and_fingerprinted(tmp_path: Path)
     assert load_checkpoint(tmp_path / "b.pt")[1].fingerprint != fp
 
 
+def test_a_flip_averaging_model_sees_a_face_and_its_mirror_alike(
+    tmp_path: Path, crops: list
+) -> None:
+    """The checkpoint says whether to sum a face's vector with its mirror image's; old ones
+    (no such key) embed the crop alone, as before."""
+    torch.manual_seed(5)
+    net = EmbeddingNet("resnet18", 32).eval()
+    save_checkpoint(tmp_path / "plain.pt", net, 64)
+    save_checkpoint(tmp_path / "flip.pt", net, 64, extra={"flip_average": True})
+    plain, flip = load_embedder(tmp_path / "plain.pt"), load_embedder(tmp_path / "flip.pt")
+    assert not plain.info.flip_average and flip.info.flip_average
+    mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+    a, b = flip.embed(crops, batch_size=3), flip.embed(mirrored, batch_size=5)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    single, single_mirrored = plain.embed(crops), plain.embed(mirrored)
+    assert np.abs(single - single_mirrored).max() > 1e-3
+    expected = single_mirrored + single
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(a, expected, atol=1e-5)
+
+
 def test_things_that_are_not_checkpoints_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound, match="not found"):
         read_checkpoint(tmp_path / "missing.pt")

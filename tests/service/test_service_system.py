@@ -35,6 +35,7 @@ def test_health_ready_info(client: TestClient, faces: dict[str, list[Path]]) -> 
     assert info["index_type"] == "Flat" and info["index_on_gpu"] is False
     assert info["gallery_size"] == 2 and info["labels"] == 1 and info["detector"] == "yunet"
     assert info["model"]["compiled"] is False  # the tests turn compiling off (tests/conftest.py)
+    assert info["model"]["flip_average"] is False  # the test model says nothing of mirrors
     assert info["embedder"] == "eager"
 
 

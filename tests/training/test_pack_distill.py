@@ -133,6 +133,37 @@ def test_distill_writes_a_calibrated_aligned_checkpoint_and_resumes(
     assert config["total_images"] == 96
 
 
+def test_calibrate_measures_the_model_again_as_it_embeds(
+    packed: Path, tmp_path: Path, model_path: Path, capsys
+) -> None:
+    """A run's best.pt mirror-averages by default; calibrating it as it is gives back the
+    run's own figures, and turning mirror averaging off measures new thresholds."""
+    out = tmp_path / "run"
+    assert main(["distill", "--pack", str(packed), "--out", str(out), *TINY,
+                 "--max-steps", "3"]) == 0  # fmt: skip
+    _, run = load_checkpoint(out / "best.pt")
+    assert run.flip_average and run.training["settings"]["flip_average"]
+    assert main(["export", str(out / "best.pt"), str(tmp_path / "shipped.pt")]) == 0
+    assert load_checkpoint(tmp_path / "shipped.pt")[1].flip_average  # export keeps it
+    again = tmp_path / "again.pt"
+    assert main(["calibrate", str(out / "best.pt"), "--pack", str(packed), "--out", str(again),
+                 "--device", "cpu"]) == 0  # fmt: skip
+    assert "with mirror averaging" in capsys.readouterr().out
+    _, same = load_checkpoint(again)
+    assert same.flip_average and same.metrics["mAP"] == pytest.approx(run.metrics["mAP"], abs=1e-6)
+    for far, value in run.thresholds.items():
+        assert same.thresholds[far] == pytest.approx(value, abs=1e-5)
+    assert main(["calibrate", str(again), "--pack", str(packed), "--no-flip-average"]) == 0
+    assert "without mirror averaging" in capsys.readouterr().out
+    _, plain = load_checkpoint(again)
+    assert not plain.flip_average and plain.training["held_out_faces"] > 0
+    assert plain.thresholds["0.01"] != pytest.approx(run.thresholds["0.01"], abs=1e-6)
+    assert main(["calibrate", str(model_path), "--pack", str(packed)]) == 2
+    assert "does not record which people its run held out" in capsys.readouterr().err
+    assert main(["calibrate", str(tmp_path / "none.pt"), "--pack", str(packed)]) == 2
+    assert "none.pt" in capsys.readouterr().err
+
+
 def test_a_time_schedule_records_the_rate_it_trains_at(packed: Path, tmp_path: Path) -> None:
     """--schedule time sets the rate itself; metrics.csv must show that rate, not the idle
     scheduler's warm-up value (half the peak here, with one warm-up step)."""

@@ -56,6 +56,7 @@ async def info(engine: EngineDep) -> InfoPublic:
         metrics=embedder.info.metrics,
         alignment=embedder.info.alignment.kind,
         thresholds=embedder.info.thresholds,
+        flip_average=embedder.info.flip_average,
     )
     return InfoPublic(
         model=model,
