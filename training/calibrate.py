@@ -16,7 +16,7 @@ from indexer.checkpoint import load_checkpoint, read_checkpoint, write_checkpoin
 from indexer.embedder import resolve_device, resolve_precision
 from indexer.errors import FacefindError
 from training.distill_data import DistillData
-from training.distill_validate import FALSE_ACCEPT_RATES, validate
+from training.distill_validate import FALSE_ACCEPT_RATES, thresholds, validate
 from training.pack_files import load_packs
 
 
@@ -69,8 +69,7 @@ def calibrate(
     metrics = validate(model.to(dev), data.to(dev), info.input_size, dev,
                        resolve_precision(precision, dev), flip)  # fmt: skip
     payload["metrics"] = dict(payload.get("metrics") or {}) | metrics
-    payload["thresholds"] = {f"{far:g}": metrics[f"threshold_far_{far:g}"]
-                             for far in FALSE_ACCEPT_RATES}  # fmt: skip
+    payload["thresholds"] = thresholds(metrics)
     payload["flip_average"] = flip
     payload["training"] = dict(payload.get("training") or {}) | {
         "calibrated_on": [str(p) for p in packs],

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from indexer.align import Alignment
 from indexer.checkpoint import save_checkpoint
 from indexer.model import EmbeddingNet
+from training.distill_validate import thresholds
 from training.run_files import BEST, LAST, RunFiles
 
 CURVE = "curve.png"
@@ -42,8 +43,7 @@ class DistillFiles(RunFiles):
 
     def save_best(self, model: EmbeddingNet, size: int, alignment: Alignment,
                   metrics: dict[str, float], training: dict[str, Any],
-                  flip_average: bool = False) -> None:  # fmt: skip
-        thresholds = {f"{far}": metrics[f"threshold_far_{far}"] for far in ("0.01", "0.001")}
+                  flip_average: bool) -> None:  # fmt: skip
         save_checkpoint(self.best, model, size, metrics=metrics, training=training,
-                        extra={"alignment": alignment.to_dict(), "thresholds": thresholds,
+                        extra={"alignment": alignment.to_dict(), "thresholds": thresholds(metrics),
                                "flip_average": flip_average})  # fmt: skip

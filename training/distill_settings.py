@@ -56,7 +56,7 @@ class DistillSettings(DeviceSettings):
     flip_average: bool = True
     """Validation, calibration and best.pt embed each face with its mirror image and sum the
     two vectors (the checkpoint records it, and serving does the same): about +0.014 mAP on
-    celeba-wild for the shipped model, for twice the network time per face."""
+    celeba-wild for run #7's model, for twice the network time per face."""
     val_every: int = Field(50_000, ge=1)
     """Images between validations."""
     save_minutes: float = Field(5.0, gt=0.0)

@@ -84,3 +84,8 @@ def calibrate(vectors: np.ndarray, identities: np.ndarray) -> dict[str, float]:
         out[f"threshold_far_{far:g}"] = threshold
         out[f"tar_far_{far:g}"] = float((genuine > threshold).mean()) if len(genuine) else 0.0
     return out
+
+
+def thresholds(metrics: dict[str, float]) -> dict[str, float]:
+    """The checkpoint's ``thresholds`` entry from ``calibrate``'s figures, keyed by rate."""
+    return {f"{far:g}": metrics[f"threshold_far_{far:g}"] for far in FALSE_ACCEPT_RATES}

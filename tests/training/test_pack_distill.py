@@ -172,6 +172,10 @@ def test_a_time_schedule_records_the_rate_it_trains_at(packed: Path, tmp_path: P
                  "--schedule", "time", "--time-limit", "30", "--max-steps", "4"]) == 0  # fmt: skip
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert rows and all(0.0019 < float(row["lr"]) <= 0.002 for row in rows)
+    off = tmp_path / "plain"  # a setting that is on by default has its --no- flag
+    assert main(["distill", "--pack", str(packed), "--out", str(off), *TINY,
+                 "--no-flip-average", "--max-steps", "1"]) == 0  # fmt: skip
+    assert not load_checkpoint(off / "best.pt")[1].flip_average
 
 
 def test_distill_bad_input_is_one_line(packed: Path, tmp_path: Path, capsys) -> None:
