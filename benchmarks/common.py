@@ -211,6 +211,7 @@ def speed_model(model: str | None) -> tuple[str, dict[str, Any]]:
         "arch": info.arch,
         "embedding_dim": info.embedding_dim,
         "input_size": info.input_size,
+        "crop_size": info.crop_size,
         "flip_average": info.flip_average,
         "random_weights": random_weights,
     }

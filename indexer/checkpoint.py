@@ -45,11 +45,14 @@ class ModelInfo:
     flip_average: bool = False
     """Each face is embedded with its mirror image and the two vectors summed: a steadier
     vector for twice the network time. Part of the model (its thresholds were measured so)."""
+    crop_size: int = 0
+    """The side faces are cut at, then shrunk to ``input_size`` by ``resize_faces`` as in
+    training (a distilled model's pack is cut at 128 px); 0 in older checkpoints: the input
+    size, no resize."""
 
-    @property
-    def crop_kind(self) -> str:
-        """The crops a gallery of this model holds: its vectors only compare to these."""
-        return self.alignment.describe(self.input_size)
+    def __post_init__(self) -> None:
+        if not self.crop_size:
+            self.crop_size = self.input_size
 
 
 def save_checkpoint(
@@ -57,6 +60,7 @@ def save_checkpoint(
     model: EmbeddingNet,
     input_size: int,
     *,
+    crop_size: int | None = None,
     mean: tuple[float, float, float] = IMAGENET_MEAN,
     std: tuple[float, float, float] = IMAGENET_STD,
     metrics: dict[str, Any] | None = None,
@@ -64,7 +68,8 @@ def save_checkpoint(
     half: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """Write atomically (temp file + rename); returns the new file's fingerprint."""
+    """Write atomically (temp file + rename); returns the new file's fingerprint.
+    ``crop_size``: the side the training crops were cut at (default: ``input_size``)."""
     state = {
         k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
         for k, v in model.state_dict().items()
@@ -77,6 +82,7 @@ def save_checkpoint(
         if not isinstance(model.head, torch.nn.Identity)
         else 0,
         "input_size": int(input_size),
+        "crop_size": int(crop_size or input_size),
         "mean": [float(v) for v in mean],
         "std": [float(v) for v in std],
         "state_dict": state,
@@ -159,5 +165,6 @@ def load_checkpoint(path: Path | str) -> tuple[EmbeddingNet, ModelInfo]:
         alignment=Alignment.from_dict(payload.get("alignment")),
         thresholds={str(k): float(v) for k, v in dict(payload.get("thresholds", {})).items()},
         flip_average=bool(payload.get("flip_average", False)),
+        crop_size=int(payload.get("crop_size") or payload["input_size"]),
     )
     return model, info

@@ -14,6 +14,7 @@ import torch
 
 from indexer.checkpoint import ModelInfo, load_checkpoint
 from indexer.errors import ConfigError, WeightsUnavailable
+from indexer.face_pixels import resize_faces
 from indexer.model import IMAGENET_MEAN, IMAGENET_STD, EmbeddingNet, build_backbone
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ class Embedder:
     themselves are converted once, which is faster than autocasting them on every batch.
     ``compile`` (CPU only) adds torch.compile with frozen weights, paid once at start-up: what
     a long-running service wants, not a one-off command. A model whose checkpoint says
-    ``flip_average`` embeds each crop and its mirror image and sums the two vectors.
+    ``flip_average`` embeds each crop and its mirror image and sums the two vectors. Crops
+    come at the checkpoint's ``crop_size`` and are shrunk to ``input_size`` as in training.
     """
 
     def __init__(
@@ -63,6 +65,10 @@ class Embedder:
         return self.info.input_size
 
     @property
+    def crop_size(self) -> int:
+        return self.info.crop_size
+
+    @property
     def embedding_dim(self) -> int:
         return self.info.embedding_dim
 
@@ -75,7 +81,7 @@ class Embedder:
         return str(self.dtype).removeprefix("torch.")
 
     def embed(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        """Embed RGB uint8 crops of ``input_size`` pixels; returns float32 (N, dim)."""
+        """Embed RGB uint8 crops of ``crop_size`` pixels; returns float32 (N, dim)."""
         if len(crops) == 0:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
         if self.compiled:
@@ -93,7 +99,8 @@ class Embedder:
             size = next(n for n in COMPILED_BATCHES if n >= count)
             pixels = np.concatenate([pixels, np.zeros((size - count, *pixels.shape[1:]), np.uint8)])
         batch = torch.from_numpy(pixels).to(self.device)
-        batch = batch.permute(0, 3, 1, 2).float().sub_(self._mean).div_(self._std)
+        batch = resize_faces(batch.permute(0, 3, 1, 2).float(), self.input_size)
+        batch = batch.sub_(self._mean).div_(self._std)
         batch = batch.to(self.dtype).contiguous(memory_format=torch.channels_last)
         raw = self._forward(batch)[:count].float()
         if self.info.flip_average:

@@ -41,7 +41,7 @@ class FlowSpec:
 
     detector: str
     detector_model: Path | None
-    input_size: int
+    crop_size: int
     alignment: Alignment = BOX
     max_pixels: int = DEFAULT_MAX_PIXELS
     mode: FaceMode = "largest"
@@ -49,7 +49,7 @@ class FlowSpec:
     def pipeline(self) -> FacePipeline:
         detector = make_detector(self.detector, self.detector_model)
         return FacePipeline(
-            detector, self.input_size, max_pixels=self.max_pixels, alignment=self.alignment
+            detector, self.crop_size, max_pixels=self.max_pixels, alignment=self.alignment
         )
 
     @property
@@ -60,11 +60,11 @@ class FlowSpec:
 
 
 def flow_spec(info: ModelInfo, faces: FaceFlowSettings, mode: FaceMode = "largest") -> FlowSpec:
-    """The pipeline for a model: its input size and alignment, the chosen detector (YuNet
+    """The pipeline for a model: its crop size and alignment, the chosen detector (YuNet
     falls back to Haar, with one warning, where its model file is not installed)."""
     detector, detector_model = resolve_detector(faces.detector, faces.detector_model)
     spec = FlowSpec(
-        detector, detector_model, info.input_size, info.alignment, faces.max_pixels, mode
+        detector, detector_model, info.crop_size, info.alignment, faces.max_pixels, mode
     )
     spec.pipeline()  # a bad detector name or an unreadable model file fails here, in one line
     return spec

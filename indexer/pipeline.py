@@ -52,13 +52,13 @@ class FacePipeline:
     def __init__(
         self,
         detector: FaceDetector,
-        input_size: int,
+        crop_size: int,
         margin: float = DEFAULT_MARGIN,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         alignment: Alignment = BOX,
     ) -> None:
         self.detector = detector
-        self.input_size = input_size
+        self.crop_size = crop_size
         self.margin = margin
         self.max_pixels = max_pixels
         self.alignment = alignment
@@ -91,7 +91,7 @@ class FacePipeline:
         crops = [FaceCrop(f.box, f.score, True, self.crop(image, f), f.landmarks) for f in found]
         if not crops and fallback:
             box = whole_image_box(image)
-            crops = [FaceCrop(box, 0.0, False, crop_face(image, box, self.input_size, margin=0.0))]
+            crops = [FaceCrop(box, 0.0, False, crop_face(image, box, self.crop_size, margin=0.0))]
         height, width = image.shape[:2]
         return ImageFaces(crops, width, height, content_hash="")
 
@@ -99,8 +99,8 @@ class FacePipeline:
         """The embedder's input: aligned by the landmarks where the model was trained on
         aligned faces and the detector gives them, else a square box crop."""
         if self.alignment.kind == "template" and face.landmarks is not None:
-            return align_face(image, face.landmarks, self.input_size, self.alignment.template)
-        return crop_face(image, face.box, self.input_size, self.margin)
+            return align_face(image, face.landmarks, self.crop_size, self.alignment.template)
+        return crop_face(image, face.box, self.crop_size, self.margin)
 
 
 def content_hash(data: bytes) -> str:

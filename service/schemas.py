@@ -209,6 +209,10 @@ class ModelPublic(BaseModel):
     arch: str
     embedding_dim: int
     input_size: int
+    crop_size: int = Field(
+        description="The side faces are cut at before the shrink to input_size that training "
+        "used (equal to input_size: no shrink)."
+    )
     device: str
     precision: str
     compiled: bool = Field(

@@ -12,16 +12,14 @@ import math
 import torch
 from torch.nn import functional as F
 
+from indexer.face_pixels import resize_faces
 from indexer.model import IMAGENET_MEAN, IMAGENET_STD
 
 
 def to_input(crops: torch.Tensor, size: int) -> torch.Tensor:
     """(B, S, S, 3) uint8 -> normalised (B, 3, size, size) float, channels-last; no change
     to the content (validation, and the first step of every training batch)."""
-    x = crops.permute(0, 3, 1, 2).float().div_(255.0)
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)  # fmt: skip
+    x = resize_faces(crops.permute(0, 3, 1, 2).float().div_(255.0), size)
     return _normalise(x).contiguous(memory_format=torch.channels_last)
 
 
@@ -37,7 +35,7 @@ def augment(
     scale with ``strength`` (0: the mirror alone, as the pilot trained)."""
     x = crops.permute(0, 3, 1, 2).float().div_(255.0)
     x = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    x = resize_faces(x, size)
     if strength > 0:
         x = _warp(x, generator, strength)
         x = _colour(x, generator, strength)

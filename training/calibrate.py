@@ -3,7 +3,9 @@ measured again, the way it will embed faces, and written into the checkpoint.
 
 What a model's thresholds mean depends on how its vectors are made: turning mirror averaging
 on or off (``--flip-average``) moves every similarity, so the thresholds are measured again on
-the held-out people the run itself kept apart (its recorded ``val_share`` and ``seed``).
+the held-out people the run itself kept apart (its recorded ``val_share`` and ``seed``). The
+pack's crops are shrunk to the model's input as serving then does: the checkpoint records the
+pack's crop size (``crop_size``), which checkpoints from before it lacked.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def calibrate(
     payload["metrics"] = dict(payload.get("metrics") or {}) | metrics
     payload["thresholds"] = thresholds(metrics)
     payload["flip_average"] = flip
+    payload["crop_size"] = pack.meta.size
     payload["training"] = dict(payload.get("training") or {}) | {
         "calibrated_on": [str(p) for p in packs],
         "held_out_faces": len(data.val),

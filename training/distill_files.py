@@ -41,9 +41,11 @@ class DistillFiles(RunFiles):
         fig.tight_layout()
         fig.savefig(self.out / CURVE, dpi=80)
 
-    def save_best(self, model: EmbeddingNet, size: int, alignment: Alignment,
+    def save_best(self, model: EmbeddingNet, size: int, crop_size: int, alignment: Alignment,
                   metrics: dict[str, float], training: dict[str, Any],
                   flip_average: bool) -> None:  # fmt: skip
-        save_checkpoint(self.best, model, size, metrics=metrics, training=training,
+        """``crop_size``: the pack's, which serving then cuts faces at and shrinks as here."""
+        save_checkpoint(self.best, model, size, crop_size=crop_size, metrics=metrics,
+                        training=training,
                         extra={"alignment": alignment.to_dict(), "thresholds": thresholds(metrics),
                                "flip_average": flip_average})  # fmt: skip

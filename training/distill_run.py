@@ -65,6 +65,7 @@ class Run:
         self.dtype = resolve_precision(s.precision, self.device)
         pack = load_packs(list(s.pack))
         self.alignment = pack.meta.aligned
+        self.crop_size = pack.meta.size
         self.sources = [str(src) for src in pack.meta.sources]
         self.data = DistillData(pack, s.val_share, s.seed).to(self.device)
         log.info("%d training crops (%d labelled identities with pairs), %d held out; "
@@ -186,7 +187,7 @@ class Run:
         self.files.plot()
         if metrics["mAP"] > self.progress.best_map:
             self.progress.best_map = metrics["mAP"]
-            self.files.save_best(model, self.s.image_size, self.alignment, metrics,
+            self.files.save_best(model, self.s.image_size, self.crop_size, self.alignment, metrics,
                                  self._training_record(), self.s.flip_average)  # fmt: skip
 
     def _training_record(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ def export(checkpoint: Path, dest: Path, max_bytes: int = MAX_BYTES) -> int:
         dest,
         model,
         info.input_size,
+        crop_size=info.crop_size,
         mean=info.mean,
         std=info.std,
         metrics=info.metrics,

@@ -57,7 +57,7 @@ def _cpu_vectors(photos: Path, model: Path) -> dict[str, np.ndarray]:
     """What the build should have stored: the whole image (``--detector none``) through the
     embedder in fp32 on the CPU, in this process (a second build would cost a minute of CI)."""
     net, info = load_checkpoint(model)
-    pipeline = FacePipeline(make_detector("none", None), info.input_size)
+    pipeline = FacePipeline(make_detector("none", None), info.crop_size)
     paths = sorted(photos.rglob("*.jpg"))
     crops = [pipeline.from_path(p).faces[0].crop for p in paths]
     vectors = Embedder(net, info, "cpu", "fp32").embed(crops)

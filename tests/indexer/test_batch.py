@@ -28,7 +28,7 @@ def test_an_unexpected_fault_on_one_image_is_reported_and_the_rest_go_on(
         return real(self, data, name=name, **kwargs)
 
     monkeypatch.setattr(FacePipeline, "from_bytes", flaky)
-    spec = FlowSpec("none", None, input_size=64, max_pixels=10_000_000)
+    spec = FlowSpec("none", None, crop_size=64, max_pixels=10_000_000)
     results = list(process_images(paths, spec, workers=1))
 
     assert [r.path for r in results] == paths

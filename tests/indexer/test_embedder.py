@@ -18,7 +18,7 @@ from indexer.pipeline import FacePipeline
 
 @pytest.fixture(scope="module")
 def crops(shared_data: Path) -> list[np.ndarray]:
-    pipeline = FacePipeline(make_detector("haar"), input_size=64)
+    pipeline = FacePipeline(make_detector("haar"), crop_size=64)
     paths = sorted((shared_data / "lfw" / "Aaron_Eckhart").glob("*.jpg"))[:1]
     paths += sorted((shared_data / "lfw" / "George_W_Bush").glob("*.jpg"))[:7]
     return [pipeline.from_path(p).faces[0].crop for p in paths]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +35,19 @@ BOXED = ModelInfo("resnet50", 256, 96, fingerprint="old")
 
 def test_an_aligned_model_gets_aligned_crops_from_yunet(yunet_model: Path) -> None:
     spec = flow_spec(ALIGNED, _faces("yunet", yunet_model))
-    assert spec.alignment == ALIGN_0095 and spec.input_size == 96 and spec.crops == "aligned"
+    assert spec.alignment == ALIGN_0095 and spec.crop_size == 96 and spec.crops == "aligned"
     assert vector_space(ALIGNED, spec) == "abc"
     haar = flow_spec(ALIGNED, _faces("haar"))
     assert haar.crops == "box" and vector_space(ALIGNED, haar) == "abc:box"
     assert vector_space(BOXED, flow_spec(BOXED, _faces("yunet", yunet_model))) == "old"
+
+
+def test_faces_are_cut_at_the_crop_size_training_cut_them_at(yunet_model: Path) -> None:
+    """A distilled model's pack was cut at 128 px and shrunk to 96: serving cuts there too."""
+    cut_large = replace(ALIGNED, crop_size=128)
+    assert flow_spec(cut_large, _faces("yunet", yunet_model)).crop_size == 128
+    assert flow_spec(cut_large, _faces("haar")).crop_size == 128
+    assert ALIGNED.crop_size == 96  # a checkpoint from before: cut at the input size
 
 
 def test_aligned_crop_of_a_real_photo(shared_data: Path, yunet_model: Path) -> None:

@@ -70,7 +70,7 @@ def test_crop_is_square_with_margin_and_pads_outside_the_image() -> None:
 
 
 def test_pipeline_falls_back_to_the_whole_image_and_says_so(yunet_model: Path) -> None:
-    pipeline = FacePipeline(make_detector("yunet", yunet_model), input_size=64)
+    pipeline = FacePipeline(make_detector("yunet", yunet_model), crop_size=64)
     blank = np.full((120, 200, 3), 90, dtype=np.uint8)
     result = pipeline.from_pixels(blank)
     assert not result.face_found
@@ -79,7 +79,7 @@ def test_pipeline_falls_back_to_the_whole_image_and_says_so(yunet_model: Path) -
 
 
 def test_pipeline_reports_every_face_or_the_largest(shared_data: Path, yunet_model: Path) -> None:
-    pipeline = FacePipeline(make_detector("yunet", yunet_model), input_size=64)
+    pipeline = FacePipeline(make_detector("yunet", yunet_model), crop_size=64)
     # A group photo: two LFW portraits side by side, one scaled down.
     import cv2
 

@@ -27,6 +27,7 @@ def test_health_ready_info(client: TestClient, faces: dict[str, list[Path]]) -> 
     client.post("/gallery", files=[upload(p) for p in faces["madonna"][:2]], data={"label": "m"})
     info = client.get("/info").json()
     assert info["model"]["embedding_dim"] == 128 and info["model"]["input_size"] == 64
+    assert info["model"]["crop_size"] == 64  # cut at the input size: no shrink
     assert info["model"]["arch"] == "resnet50" and len(info["model"]["fingerprint"]) == 16
     assert info["model"]["device"] == "cpu" and info["model"]["precision"] in (
         "float32",

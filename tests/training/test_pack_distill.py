@@ -12,7 +12,10 @@ import pytest
 import torch
 
 from indexer.align import ALIGN_0095
-from indexer.checkpoint import load_checkpoint
+from indexer.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from indexer.embedder import load_embedder
+from indexer.model import EmbeddingNet
+from training.augment import to_input
 from training.cli import main
 from training.distill_data import DistillData
 from training.distill_settings import DistillSettings
@@ -126,6 +129,7 @@ def test_distill_writes_a_calibrated_aligned_checkpoint_and_resumes(
     assert rows[0].startswith("step,images,minutes,size") and len(rows) >= 3
     _, info = load_checkpoint(out / "best.pt")
     assert info.alignment == ALIGN_0095 and info.input_size == 40
+    assert info.crop_size == 128  # the pack's: serving cuts faces there and shrinks them
     assert set(info.thresholds) == {"0.01", "0.001"}
     assert -1.0 <= info.thresholds["0.01"] <= info.thresholds["0.001"] <= 1.0
     assert info.training["images_seen"] > 0
@@ -150,6 +154,7 @@ def test_calibrate_measures_the_model_again_as_it_embeds(
                  "--device", "cpu"]) == 0  # fmt: skip
     assert "with mirror averaging" in capsys.readouterr().out
     _, same = load_checkpoint(again)
+    assert same.crop_size == 128 and load_checkpoint(tmp_path / "shipped.pt")[1].crop_size == 128
     assert same.flip_average and same.metrics["mAP"] == pytest.approx(run.metrics["mAP"], abs=1e-6)
     for far, value in run.thresholds.items():
         assert same.thresholds[far] == pytest.approx(value, abs=1e-5)
@@ -268,3 +273,25 @@ def test_distill_init_starts_from_a_checkpoints_weights(
     assert "is a resnet18 with 256-d vectors" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "r2"), "--init", str(tmp_path / "none.pt")]) == 2
     assert "none.pt" in capsys.readouterr().err
+
+
+def test_crops_cut_larger_are_shrunk_as_training_shrinks_them(tmp_path: Path) -> None:
+    """A model taught on 128 px pack crops shrunk to its input sees the same pixels served:
+    the embedder's vectors are training's ``to_input`` through the network; a checkpoint
+    from before ``crop_size`` is cut at its input size and not resized."""
+    torch.manual_seed(6)
+    net = EmbeddingNet("resnet18", 16).eval()
+    save_checkpoint(tmp_path / "cut128.pt", net, 64, crop_size=128)
+    embedder = load_embedder(tmp_path / "cut128.pt", device="cpu", precision="fp32")
+    assert (embedder.crop_size, embedder.input_size) == (128, 64)
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
+    with torch.no_grad():
+        expected = net(to_input(torch.from_numpy(big), 64)).numpy()
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(embedder.embed(list(big)), expected, atol=1e-4)
+    payload = read_checkpoint(tmp_path / "cut128.pt")
+    del payload["crop_size"]
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_embedder(tmp_path / "old.pt", device="cpu", precision="fp32")
+    assert old.crop_size == old.input_size == 64

@@ -50,6 +50,7 @@ async def info(engine: EngineDep) -> InfoPublic:
         arch=embedder.info.arch,
         embedding_dim=embedder.embedding_dim,
         input_size=embedder.input_size,
+        crop_size=embedder.crop_size,
         device=str(embedder.device),
         precision=embedder.precision,
         compiled=embedder.compiled,
