@@ -165,6 +165,6 @@ def load_checkpoint(path: Path | str) -> tuple[EmbeddingNet, ModelInfo]:
         alignment=Alignment.from_dict(payload.get("alignment")),
         thresholds={str(k): float(v) for k, v in dict(payload.get("thresholds", {})).items()},
         flip_average=bool(payload.get("flip_average", False)),
-        crop_size=int(payload.get("crop_size") or payload["input_size"]),
+        crop_size=int(payload.get("crop_size", 0)),
     )
     return model, info
