@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="embed each face with its mirror image (default: as the model does)")  # fmt: skip
     cal.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     cal.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+
+    lin = sub.add_parser("lineage", help="plot a model's held-out curve across warm restarts")
+    lin.add_argument("lineage", type=Path, help="CSV: run,metrics,start,picked,report_top1,"
+                     "report_map, one row per run of the chain")  # fmt: skip
+    lin.add_argument("--out", type=Path, required=True, help="the PNG to write")
     return parser
 
 
@@ -96,6 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(calibrate(args.model, args.pack, args.out, args.flip_average, args.device,
                             args.precision).summary())  # fmt: skip
+            return 0
+        if args.command == "lineage":
+            from training.lineage import plot_lineage
+
+            seen = plot_lineage(args.lineage, args.out)
+            print(f"wrote {args.out}: the last kept model has seen {seen:,} images in all")
             return 0
         if args.command == "pack":
             from training.pack import pack
