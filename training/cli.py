@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
 
     lin = sub.add_parser("lineage", help="plot a model's held-out curve across warm restarts")
-    lin.add_argument("lineage", type=Path, help="CSV: run,metrics,start,picked,report_top1,"
+    lin.add_argument("lineage", type=Path, help="CSV: run,metrics,picked,report_top1,"
                      "report_map, one row per run of the chain")  # fmt: skip
     lin.add_argument("--out", type=Path, required=True, help="the PNG to write")
     return parser

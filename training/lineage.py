@@ -15,8 +15,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from indexer.errors import FacefindError
+from training.run_files import read_metrics_csv
 
-COLUMNS = ("run", "metrics", "start", "picked", "report_top1", "report_map")
+COLUMNS = ("run", "metrics", "picked", "report_top1", "report_map")
 
 
 @dataclass(frozen=True)
@@ -33,26 +34,29 @@ class Run:
 
 
 def read_lineage(path: Path) -> list[Run]:
-    """The chain in order; metrics paths are relative to the lineage file."""
+    """The chain in order; metrics paths are relative to the lineage file. Each run starts
+    where the one before it was kept, so its start is the sum of the earlier runs' picks."""
+    runs: list[Run] = []
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise FacefindError(f"{path}: lineage columns missing: {', '.join(missing)}")
-        try:
-            runs = [
-                Run(
+        start = 0
+        for row in reader:
+            try:
+                run = Run(
                     name=row["run"],
                     metrics=path.parent / row["metrics"],
-                    start=int(row["start"]),
+                    start=start,
                     picked=int(row["picked"]),
                     report_top1=float(row["report_top1"]) if row["report_top1"] else None,
                     report_map=float(row["report_map"]) if row["report_map"] else None,
                 )
-                for row in reader
-            ]
-        except ValueError as exc:
-            raise FacefindError(f"{path}: line {reader.line_num}: {exc}") from None
+            except ValueError as exc:
+                raise FacefindError(f"{path}: line {reader.line_num}: {exc}") from None
+            runs.append(run)
+            start += run.picked
     if not runs:
         raise FacefindError(f"{path}: no runs listed")
     return runs
@@ -60,13 +64,11 @@ def read_lineage(path: Path) -> list[Run]:
 
 def held_out(run: Run) -> list[tuple[int, float, float]]:
     """(lineage images, top-1, mAP) of the run's validations up to its kept checkpoint."""
-    with run.metrics.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("top1") and r.get("mAP")]
     try:
         points = [
-            (run.start + int(r["images"]), float(r["top1"]), float(r["mAP"]))
-            for r in rows
-            if int(r["images"]) <= run.picked
+            (run.start + int(r["images"]), r["top1"], r["mAP"])
+            for r in read_metrics_csv(run.metrics)
+            if "top1" in r and "mAP" in r and r["images"] <= run.picked
         ]
     except (KeyError, ValueError) as exc:
         raise FacefindError(f"{run.metrics}: not a metrics file of a run ({exc!r})") from None

@@ -35,6 +35,12 @@ COLUMNS = (
 )
 
 
+def read_metrics_csv(path: Path) -> list[dict[str, float]]:
+    """A run's metrics.csv (or a copy of it in docs/) as numbers; blank cells left out."""
+    with path.open(newline="") as fh:
+        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
+
+
 class RunFiles:
     columns: tuple[str, ...] = COLUMNS
     """metrics.csv's columns; empty: those of the first row written."""
@@ -67,10 +73,7 @@ class RunFiles:
 
     def read_metrics(self) -> list[dict[str, float]]:
         path = self.out / METRICS
-        if not path.is_file():
-            return []
-        with path.open(newline="") as fh:
-            return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
+        return read_metrics_csv(path) if path.is_file() else []
 
     def plot(self) -> None:
         rows = self.read_metrics()

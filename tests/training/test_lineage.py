@@ -27,9 +27,7 @@ def lineage(tmp_path: Path) -> Path:
     second = _metrics(tmp_path / "b.csv", [(500, 0.35, 0.25), (1500, 0.5, 0.45)])
     path = tmp_path / "lineage.csv"
     path.write_text(
-        "run,metrics,start,picked,report_top1,report_map\n"
-        f"#1,{first},0,2000,0.6,0.4\n"
-        f"#2,{second},2000,1500,,\n"
+        f"run,metrics,picked,report_top1,report_map\n#1,{first},2000,0.6,0.4\n#2,{second},1500,,\n"
     )
     return path
 
@@ -54,12 +52,12 @@ def test_the_command_writes_a_png_and_says_how_far_the_chain_went(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("run,metrics,start\n#1,a.csv,0\n", "lineage columns missing: picked"),
-        ("run,metrics,start,picked,report_top1,report_map\n#1,a.csv,zero,1,,\n", "line 2"),
-        ("run,metrics,start,picked,report_top1,report_map\n", "no runs listed"),
-        ("run,metrics,start,picked,report_top1,report_map\n#1,gone.csv,0,1,,\n", "gone.csv"),
-        ("run,metrics,start,picked,report_top1,report_map\n#1,a.csv,0,10,,\n", "no validation"),
-        ("run,metrics,start,picked,report_top1,report_map\n#1,b.csv,0,10,,\n", "metrics file"),
+        ("run,metrics\n#1,a.csv\n", "lineage columns missing: picked"),
+        ("run,metrics,picked,report_top1,report_map\n#1,a.csv,one,,\n", "line 2"),
+        ("run,metrics,picked,report_top1,report_map\n", "no runs listed"),
+        ("run,metrics,picked,report_top1,report_map\n#1,gone.csv,1,,\n", "gone.csv"),
+        ("run,metrics,picked,report_top1,report_map\n#1,a.csv,10,,\n", "no validation"),
+        ("run,metrics,picked,report_top1,report_map\n#1,b.csv,10,,\n", "metrics file"),
     ],
 )
 def test_a_bad_lineage_is_a_one_line_error(
