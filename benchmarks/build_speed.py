@@ -31,9 +31,7 @@ def subset_gallery(source: Path, count: int, target: Path) -> Path:
     return target
 
 
-def facefind_build(
-    gallery: Path, index: Path, model: str, detector: str = "haar"
-) -> dict[str, Any]:
+def facefind_build(gallery: Path, index: Path, model: str, detector: str) -> dict[str, Any]:
     """Time one ``python -m indexer build`` into a fresh store."""
     cmd = python_cmd("indexer", "build", str(gallery), "--index", str(index), "--model", model)
     cmd += ["--detector", detector]
@@ -75,8 +73,10 @@ def peer_encode(gallery: Path, workers: int = 0) -> dict[str, Any]:
     }
 
 
-def run(gallery: Path, index: Path, model: str, with_peer: bool = True) -> dict[str, Any]:
-    facefind = facefind_build(gallery, index, model)
+def run(
+    gallery: Path, index: Path, model: str, detector: str, with_peer: bool = True
+) -> dict[str, Any]:
+    facefind = facefind_build(gallery, index, model, detector)
     result: dict[str, Any] = {"gallery": str(gallery), "facefind": facefind}
     result["face_recognition"] = peer_encode(gallery) if with_peer else {"skipped": "--no-peer"}
     other = result["face_recognition"]

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from benchmarks.common import percentiles, python_cmd
+from benchmarks.common import YUNET, percentiles, python_cmd, shown
 
 STAGES = ("decode", "detect", "embed", "search", "total")
 TARGET_P50_MS = 60.0
@@ -38,7 +38,7 @@ class HttpPlan:
     per_client: int = 40
     levels: tuple[int, ...] = (1, 4, 16)
     warmup: int = 10
-    detector: str = "haar"
+    detector: str = "yunet"
 
 
 def query_photo(source: Path, longest: int = 500) -> tuple[bytes, dict[str, Any]]:
@@ -68,7 +68,8 @@ def run(model: str, data_dir: Path, photo: Path, plan: HttpPlan, log_file: Path)
     low, high = min(plan.levels), max(plan.levels)
     return {
         "server": {
-            "command": f"python -m service --data-dir {data_dir} --model {model} --detector {plan.detector}",
+            "command": shown(service_cmd(model, data_dir, plan.detector)),
+            "detector": plan.detector,
             "index_type": info["index_type"],
             "gallery_size": info["gallery_size"],
             "device": info["model"]["device"],
@@ -87,12 +88,20 @@ def run(model: str, data_dir: Path, photo: Path, plan: HttpPlan, log_file: Path)
     }
 
 
+def service_cmd(model: str, data_dir: Path, detector: str) -> list[str]:
+    """The service as timed: this store, this model, this detector (YuNet from ../shared)."""
+    cmd = python_cmd("service", "--data-dir", str(data_dir), "--model", model)
+    cmd += ["--detector", detector]
+    if detector == "yunet":
+        cmd += ["--detector-model", str(YUNET)]
+    return cmd
+
+
 @contextmanager
 def serve(model: str, data_dir: Path, detector: str, log_file: Path) -> Iterator[str]:
     """``python -m service`` on a free loopback port until the block ends; yields its URL."""
     port = _free_port()
-    cmd = python_cmd("service", "--host", "127.0.0.1", "--port", str(port))
-    cmd += ["--data-dir", str(data_dir), "--model", model, "--detector", detector]
+    cmd = [*service_cmd(model, data_dir, detector), "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "FACEFIND_LOG_LEVEL": "warning"}
     env.pop("FACEFIND_COMPILE", None)  # the service as shipped
     with log_file.open("w") as log:

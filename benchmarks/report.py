@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import plots
-from benchmarks.common import REPO, RESULTS
+from benchmarks.common import REPO, RESULTS, speed_model
 from benchmarks.embed_speed import peak_gflops
+from indexer.defaults import DEFAULT_MODEL
 
 DOC = REPO / "docs" / "benchmarks.md"
 IMG = REPO / "docs" / "img"
@@ -35,12 +36,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clustering", type=Path, default=RESULTS / "clustering.json")
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--img", type=Path, default=IMG)
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_MODEL,
+        help="the model the page describes (default: the shipped one); figures measured with "
+        "another are marked as such",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    accuracy, speed = _load(args.accuracy), _load(args.speed)
+    shipped = speed_model(str(args.model))[1] if args.model.is_file() else None
+    accuracy, speed = _load(args.accuracy, shipped), _load(args.speed, shipped)
     args.img.mkdir(parents=True, exist_ok=True)
     img = Path("img") if args.img.resolve() == (args.doc.parent / "img").resolve() else args.img
     blocks: dict[str, Callable[[], str]] = {
@@ -51,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "http": lambda: http_tables(speed, args.speed, args.img, img),
         "build": lambda: build_table(speed, args.speed),
         "search": lambda: search_tables(speed, args.speed, args.img, img),
-        "gpu": lambda: gpu_section(_load(args.gpu), args.gpu),
-        "clustering": lambda: clustering_tables(_load(args.clustering), args.clustering),
+        "gpu": lambda: gpu_section(_load(args.gpu, None), args.gpu),
+        "clustering": lambda: clustering_tables(_load(args.clustering, shipped), args.clustering),
     }
     text = args.doc.read_text()
     text = BLOCK.sub(lambda m: m.group(1) + blocks[m.group(2)]().rstrip() + "\n" + m.group(4), text)
@@ -164,6 +173,9 @@ def targets_table(accuracy: dict[str, Any] | None, speed: dict[str, Any] | None)
     quick = any((r or {}).get("quick") for r in (accuracy, speed) if r)
     if quick:
         out.append("\n**From QUICK SMOKE RUNS: these verdicts mean nothing.**")
+    for kind, results in (("speed", speed), ("accuracy", accuracy)):
+        if (results or {}).get("stale"):
+            out.append(f"\n**The {kind} rows are out of date: {results['stale']}.**")
     return "\n".join(out) + "\n"
 
 
@@ -316,7 +328,7 @@ def build_table(results: dict[str, Any] | None, path: Path) -> str:
         "|---|---|---|---|",
     ]
     out.append(
-        f"| facefind (`indexer build`, Haar) | {ff['images']} | {ff['seconds']:.1f} | {ff['images_per_s']:.1f} |"
+        f"| facefind (`indexer build`, {DETECTORS[ff['detector']]}) | {ff['images']} | {ff['seconds']:.1f} | {ff['images_per_s']:.1f} |"
     )
     if "skipped" in peer:
         out.append(f"| face_recognition | not run: {peer['skipped']} |||")
@@ -417,8 +429,11 @@ def _provenance(results: dict[str, Any], path: Path) -> str:
         warnings.append("QUICK SMOKE RUN at tiny sizes, not the benchmark")
     if results.get("note"):
         warnings.append(results["note"])
+    cited = str(path) in _CITED
+    if results.get("stale"):
+        warnings.append("Out of date (see above)" if cited else f"Out of date: {results['stale']}")
     warning = f"**{'; '.join(warnings)}.** " if warnings else ""
-    if str(path) in _CITED:
+    if cited:
         return f"{warning}From `{_rel(path)}` (the run described above)."
     _CITED.add(str(path))
     load = results["machine"]["load_average"][0]
@@ -637,8 +652,57 @@ def _missing(part: str, command: str) -> str:
     return f"_Not measured yet: run `{command}` then `python -m benchmarks.report`._\n"
 
 
-def _load(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def _load(path: Path, shipped: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A results file, with ``stale`` set where its figures no longer describe ``shipped``."""
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    if shipped is not None:
+        results["stale"] = staleness(results, shipped)
+    return results
+
+
+SHAPE = ("arch", "embedding_dim", "input_size", "crop_size", "flip_average")
+"""What a model's speed depends on; its accuracy depends on its weights too."""
+
+
+def staleness(results: dict[str, Any], shipped: dict[str, Any]) -> str | None:
+    """Why a results file's figures no longer hold for the shipped model and pipeline, or None.
+
+    Speed is compared on the model's shape (weights change no timing, so a random-weight stand-in
+    counts) and on the detector (the default pipeline's is YuNet); accuracy and grouping on the
+    exact weights.
+    """
+    model = results.get("model")
+    if not model:
+        return None
+    reasons = []
+    by_shape = results.get("kind") == "speed"
+    if by_shape and any(model.get(k) != shipped.get(k) for k in SHAPE):
+        reasons.append(f"the model timed was {_shape(model)}")
+    elif not by_shape and model["fingerprint"] != shipped["fingerprint"]:
+        reasons.append(f"the model measured was `{model['fingerprint']}`")
+    timed = [
+        (results.get("build") or {}).get("facefind", {}).get("detector"),
+        (results.get("http") or {}).get("server", {}).get("detector"),
+    ]
+    other = sorted({d for d in timed if d and d != "yunet"})
+    if other:
+        names = " and ".join(DETECTORS.get(d, d) for d in other)
+        reasons.append(f"indexing and queries found faces with {names}")
+    if not reasons:
+        return None
+    return (
+        f"{'; '.join(reasons)}. The default pipeline is now the shipped model "
+        f"`{shipped['fingerprint']}` ({_shape(shipped)}) with YuNet. Re-run "
+        f"`{results['command']}`"
+    )
+
+
+def _shape(model: dict[str, Any]) -> str:
+    mirror = ", each face with its mirror image" if model.get("flip_average") else ""
+    crop = f", cut at {model['crop_size']} px" if model.get("crop_size") else ""
+    return f"{model['arch']} {model['embedding_dim']}-d at {model['input_size']} px{crop}{mirror}"
 
 
 def _rel(path: Path) -> str:

@@ -66,6 +66,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-compile", action="store_true", help="embed: skip torch.compile")
     parser.add_argument("--gallery", type=Path, help="build/http: default lfw (quick: 50 images)")
     parser.add_argument("--build-images", type=int, help="build: only the first N images")
+    parser.add_argument(
+        "--detector",
+        choices=("yunet", "haar"),
+        default="yunet",
+        help="build/http: the face detector (default: yunet, the default pipeline's)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="build: skip face_recognition")
     parser.add_argument("--data-dir", type=Path, help="http: an existing store to serve")
     parser.add_argument("--sizes", type=int, nargs="+", help="search: vector counts")
@@ -115,7 +121,7 @@ def run_embed(args: argparse.Namespace, model: str, info: dict[str, Any], _: dic
 def run_build(args: argparse.Namespace, model: str, _: dict[str, Any], state: dict) -> Any:
     gallery = _gallery(args, state)
     index = state["work"] / "store"
-    result = build_speed.run(gallery, index, model, with_peer=not args.no_peer)
+    result = build_speed.run(gallery, index, model, args.detector, with_peer=not args.no_peer)
     state["store"], state["store_gallery"] = index, gallery
     return result
 
@@ -125,8 +131,8 @@ def run_http(args: argparse.Namespace, model: str, info: dict[str, Any], state: 
     if data_dir is None:
         data_dir = state["work"] / "store"
         state["store_gallery"] = _gallery(args, state)
-        build_speed.facefind_build(state["store_gallery"], data_dir, model)
-    plan = QUICK_HTTP if args.quick else http_speed.HttpPlan()
+        build_speed.facefind_build(state["store_gallery"], data_dir, model, args.detector)
+    plan = replace(QUICK_HTTP if args.quick else http_speed.HttpPlan(), detector=args.detector)
     result = http_speed.run(model, data_dir, _query_photo(), plan, state["work"] / "service.log")
     result["gallery"] = str(state.get("store_gallery", args.gallery or data_dir))
     return result

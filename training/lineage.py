@@ -101,7 +101,7 @@ def plot_lineage(lineage: Path, out: Path, report: str = "celeba-wild") -> int:
                     label=label)  # fmt: skip
     ax.set(title="one model's lineage: each run starts from the last one's kept weights",
            xlabel="images seen in all (millions)", ylim=(0, 1))  # fmt: skip
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left")  # the run labels sit along the bottom
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)

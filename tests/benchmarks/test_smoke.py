@@ -73,6 +73,7 @@ def test_build_times_facefind(speed: tuple[Path, Any]) -> None:
     build = speed[1]["build"]
     assert build["facefind"]["images"] == 12
     assert build["facefind"]["images_per_s"] > 0
+    assert build["facefind"]["detector"] == "yunet"  # the default pipeline's
     assert "target_met" in build
 
 
@@ -92,6 +93,8 @@ def test_http_measures_latency_and_concurrency(speed: tuple[Path, Any]) -> None:
     )
     assert [c["clients"] for c in http["concurrency"]] == [1, 4, 16]
     assert http["server"]["gallery_size"] == 12
+    assert http["server"]["detector"] == "yunet"
+    assert "--detector-model" in http["server"]["command"]
 
 
 def test_search_measures_recall_of_each_index(speed: tuple[Path, Any]) -> None:
@@ -134,3 +137,33 @@ def test_report_fills_the_document(
         "search-recall-vs-latency",
     ):
         assert (tmp_path / "img" / f"{png}.png").stat().st_size > 1000
+
+
+def test_report_marks_figures_of_another_model_out_of_date(
+    tmp_path: Path,
+    speed: tuple[Path, Any],
+    accuracy: tuple[Path, Any],
+    model_path: Path,
+    other_model_path: Path,
+) -> None:
+    args = ["--accuracy", str(accuracy[0]), "--speed", str(speed[0])]
+    args += ["--clustering", str(tmp_path / "not-measured.json")]  # the repo's: another model
+    texts = {}
+    for name, model in (("same", model_path), ("other", other_model_path)):
+        doc = tmp_path / f"{name}.md"
+        shutil.copy(REPO / "docs" / "benchmarks.md", doc)
+        _run(
+            "benchmarks.report",
+            *args,
+            "--model",
+            str(model),
+            "--doc",
+            str(doc),
+            "--img",
+            str(tmp_path / "img"),
+        )
+        texts[name] = doc.read_text()
+    assert "rows are out of date" not in texts["same"] and "Out of date" not in texts["same"]
+    assert "The speed rows are out of date" in texts["other"]
+    assert "The accuracy rows are out of date" in texts["other"]
+    assert "benchmarks.speed all --quick" in texts["other"]  # the command that refreshes them
