@@ -446,11 +446,7 @@ def _provenance(results: dict[str, Any], path: Path) -> str:
     model = results.get("model")
     if model:
         weights = "**random weights**, " if model["random_weights"] else ""
-        line += (
-            f" Model: {weights}{model['arch']} {model['embedding_dim']}-d at "
-            f"{model['input_size']} px (`{model['fingerprint']}`)"
-            f"{', each face with its mirror image' if model.get('flip_average') else ''}."
-        )
+        line += f" Model: {weights}`{model['fingerprint']}`, {_shape(model)}."
     return warning + line
 
 
@@ -700,6 +696,7 @@ def staleness(results: dict[str, Any], shipped: dict[str, Any]) -> str | None:
 
 
 def _shape(model: dict[str, Any]) -> str:
+    """A model as its figures depend on it: architecture, width, input, crop and mirror."""
     mirror = ", each face with its mirror image" if model.get("flip_average") else ""
     crop = f", cut at {model['crop_size']} px" if model.get("crop_size") else ""
     return f"{model['arch']} {model['embedding_dim']}-d at {model['input_size']} px{crop}{mirror}"
