@@ -50,6 +50,11 @@ class Progress:
     """Training minutes over every invocation (what the learning curve is plotted against)."""
     best_map: float = -1.0
     last_val: int = 0
+    schedule_minutes: float = 0.0
+    """A time schedule's length: the run's first --time-limit, so a resumed run goes on along
+    the same cosine cycle instead of starting a new one at the peak rate."""
+    schedule_spent: float = 0.0
+    """Minutes of that schedule spent by earlier invocations (wall clock, validations too)."""
 
 
 class Run:
@@ -89,6 +94,9 @@ class Run:
         self.started = time.monotonic()
         if s.resume:
             self._restore()
+        if s.schedule == "time" and not self.progress.schedule_minutes:
+            self.progress.schedule_minutes = float(s.time_limit or 0.0)
+        self.spent_before = self.progress.schedule_spent
 
     def run(self) -> str:
         s, started = self.s, self.started
@@ -111,6 +119,8 @@ class Run:
             if s.time_limit and now - started >= s.time_limit * 60.0:
                 reason = f"time limit of {s.time_limit:g} minutes reached"
                 break
+            if s.schedule == "time" and self._fraction() >= 1.0:
+                break
             if s.max_steps and steps_now >= s.max_steps:
                 reason = f"{s.max_steps} steps done"
                 break
@@ -125,10 +135,11 @@ class Run:
                 f"checkpoints in {s.out}")  # fmt: skip
 
     def _fraction(self) -> float:
-        """How much of the schedule is done: by images seen, or by the time limit spent."""
+        """How much of the schedule is done: by images seen, or by its minutes spent (resumes too)."""
         s = self.s
-        if s.schedule == "time" and s.time_limit:
-            return min(1.0, (time.monotonic() - self.started) / (s.time_limit * 60.0))
+        if s.schedule == "time":
+            spent = self.spent_before + (time.monotonic() - self.started) / 60.0
+            return min(1.0, spent / self.progress.schedule_minutes)
         return min(1.0, self.progress.images / s.total_images)
 
     def _step(self) -> tuple[float, float, float, float]:
@@ -197,6 +208,7 @@ class Run:
                 "teacher_mean_norm": float(self.data.mean.dot(self.data.mean) ** 0.5)}  # fmt: skip
 
     def _save_last(self) -> None:
+        self.progress.schedule_spent = self.spent_before + (time.monotonic() - self.started) / 60
         state = {
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),

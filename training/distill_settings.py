@@ -63,8 +63,9 @@ class DistillSettings(DeviceSettings):
     time_limit: float | None = Field(None, gt=0.0)
     """Minutes for this invocation; the run saves and stops, ``--resume`` goes on."""
     schedule: Literal["images", "time"] = "images"
-    """What the learning rate and the sizes follow: the share of --total-images seen, or
-    (a one-shot GPU run whose speed is not known beforehand) the share of --time-limit spent."""
+    """What the learning rate and the sizes follow: the share of --total-images seen, or (a
+    run whose speed is not known beforehand) the share of the run's first --time-limit spent;
+    ``--resume`` goes on along that schedule and stops where it ends."""
     max_steps: int | None = Field(None, ge=1)
     """Stop after this many steps in this invocation (tests, smoke runs)."""
     threads: int | None = Field(None, ge=1)

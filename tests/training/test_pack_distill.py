@@ -183,6 +183,23 @@ def test_a_time_schedule_records_the_rate_it_trains_at(packed: Path, tmp_path: P
     assert not load_checkpoint(off / "best.pt")[1].flip_average
 
 
+def test_a_resumed_time_schedule_goes_on_along_its_cycle(packed: Path, tmp_path: Path) -> None:
+    """--resume after a time schedule keeps the first --time-limit as the cycle's length: a
+    cycle already spent stops at once, at the floor rate, instead of restarting at the peak."""
+    out = tmp_path / "run"
+    assert main(["distill", "--pack", str(packed), "--out", str(out), *TINY, "--lr", "0.002",
+                 "--schedule", "time", "--time-limit", "0.01"]) == 0  # fmt: skip
+    first = torch.load(out / "last.pt", weights_only=True)["progress"]
+    assert first["schedule_minutes"] == 0.01 and first["schedule_spent"] >= 0.01
+    assert main(["distill", "--pack", str(packed), "--out", str(out), "--resume",
+                 "--time-limit", "30", "--max-steps", "5"]) == 0  # fmt: skip
+    again = torch.load(out / "last.pt", weights_only=True)["progress"]
+    assert again["step"] == first["step"] + 1 and again["schedule_minutes"] == 0.01
+    assert again["schedule_spent"] > first["schedule_spent"]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert float(rows[-1]["lr"]) == pytest.approx(0.002 * 0.01)
+
+
 def test_distill_bad_input_is_one_line(packed: Path, tmp_path: Path, capsys) -> None:
     assert main(["distill", "--pack", str(packed), "--out", str(tmp_path / "r"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
