@@ -138,9 +138,12 @@ class Run:
         """How much of the schedule is done: by images seen, or by its minutes spent (resumes too)."""
         s = self.s
         if s.schedule == "time":
-            spent = self.spent_before + (time.monotonic() - self.started) / 60.0
-            return min(1.0, spent / self.progress.schedule_minutes)
+            return min(1.0, self._schedule_spent() / self.progress.schedule_minutes)
         return min(1.0, self.progress.images / s.total_images)
+
+    def _schedule_spent(self) -> float:
+        """Wall minutes of the run's schedule spent, by earlier invocations and this one."""
+        return self.spent_before + (time.monotonic() - self.started) / 60.0
 
     def _step(self) -> tuple[float, float, float, float]:
         s, data = self.s, self.data
@@ -208,7 +211,7 @@ class Run:
                 "teacher_mean_norm": float(self.data.mean.dot(self.data.mean) ** 0.5)}  # fmt: skip
 
     def _save_last(self) -> None:
-        self.progress.schedule_spent = self.spent_before + (time.monotonic() - self.started) / 60
+        self.progress.schedule_spent = self._schedule_spent()
         state = {
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
