@@ -20,12 +20,15 @@ from benchmarks import plots
 from benchmarks.common import REPO, RESULTS, speed_model
 from benchmarks.embed_speed import peak_gflops
 from indexer.defaults import DEFAULT_MODEL
+from indexer.settings import FaceFlowSettings
 
 DOC = REPO / "docs" / "benchmarks.md"
 IMG = REPO / "docs" / "img"
 BLOCK = re.compile(r"(<!-- BEGIN generated:(\w+) -->\n)(.*?)(<!-- END generated:\2 -->)", re.S)
 NAMES = {"facefind": "facefind", "face_recognition": "face_recognition"}
 DETECTORS = {"haar": "Haar", "yunet": "YuNet", "hog": "HOG"}
+DEFAULT_DETECTOR: str = FaceFlowSettings.model_fields["detector"].default
+"""The default pipeline's detector, as the indexer and the service choose it."""
 ACCURACY_TOP1, ACCURACY_MAP = 0.85, 0.70
 """The accuracy issue's bar for the default pipeline on celeba-wild."""
 
@@ -167,13 +170,14 @@ def targets_table(accuracy: dict[str, Any] | None, speed: dict[str, Any] | None)
                     gap <= 0.10,
                 )
             )
-        default = next((r for r in ours if r["detector"] == "yunet"), None)
+        default = next((r for r in ours if r["detector"] == DEFAULT_DETECTOR), None)
         if default is not None:
             rows.append(
                 (
                     f"celeba-wild top-1 >= {ACCURACY_TOP1:.2f} and mAP >= {ACCURACY_MAP:.2f}, "
                     "default pipeline (accuracy issue)",
-                    f"top-1 {default['top1']:.3f}, mAP {default['mAP']:.3f} (YuNet)",
+                    f"top-1 {default['top1']:.3f}, mAP {default['mAP']:.3f} "
+                    f"({DETECTORS[DEFAULT_DETECTOR]})",
                     default["top1"] >= ACCURACY_TOP1 and default["mAP"] >= ACCURACY_MAP,
                 )
             )
@@ -678,8 +682,8 @@ def staleness(results: dict[str, Any], shipped: dict[str, Any]) -> str | None:
     """Why a results file's figures no longer hold for the shipped model and pipeline, or None.
 
     Speed is compared on the model's shape (weights change no timing, so a random-weight stand-in
-    counts) and on the detector (the default pipeline's is YuNet); accuracy and grouping on the
-    exact weights.
+    counts) and on the detector (DEFAULT_DETECTOR, the default pipeline's); accuracy and grouping
+    on the exact weights.
     """
     model = results.get("model")
     if not model:
@@ -694,7 +698,7 @@ def staleness(results: dict[str, Any], shipped: dict[str, Any]) -> str | None:
         (results.get("build") or {}).get("facefind", {}).get("detector"),
         (results.get("http") or {}).get("server", {}).get("detector"),
     ]
-    other = sorted({d for d in timed if d and d != "yunet"})
+    other = sorted({d for d in timed if d and d != DEFAULT_DETECTOR})
     if other:
         names = " and ".join(DETECTORS.get(d, d) for d in other)
         reasons.append(f"indexing and queries found faces with {names}")
